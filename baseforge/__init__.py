@@ -1,0 +1,3 @@
+"""baseforge: declarative, reproducible Linux base container images."""
+
+__version__ = "0.1.0"

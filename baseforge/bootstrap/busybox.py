@@ -1,0 +1,82 @@
+"""BusyBox: Debian's static busybox, its applet links and a minimal /etc (moby's mkimage busybox-static).
+
+The binary comes from the ``busybox-static`` package of the cell's Debian suite and architecture,
+fetched and signature-checked by ``mmdebstrap --variant=extract``.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+from ..errors import BaseforgeError
+from ..run import output, run
+from ..spec import CellSpec
+from . import Bootstrapper
+from .mmdebstrap import Mmdebstrap, mode
+
+DIRS = {"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "etc": 0o755,
+        "root": 0o700, "home": 0o755, "tmp": 0o1777, "var": 0o755, "var/spool": 0o755, "var/spool/mail": 0o755,
+        "var/www": 0o755, "dev": 0o755, "proc": 0o755, "sys": 0o755}
+ETC = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+                  "nobody:x:65534:65534:nobody:/home:/bin/false\n",
+    "etc/group": "root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n",
+    "etc/shadow": "root:*::0:::::\ndaemon:*::0:::::\nnobody:*::0:::::\n",
+    "etc/nsswitch.conf": "hosts: files dns\npasswd: files\ngroup: files\nshadow: files\n",
+}
+
+
+class Busybox(Bootstrapper, name="busybox"):
+    binaries = ("mmdebstrap",)
+
+    def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
+        extract = workdir / "extract.tar"
+        argv = ["mmdebstrap", f"--mode={mode()}", "--variant=extract", f"--architectures={cell.arch}",
+                "--include=busybox-static", "--format=tar", *[f"--keyring={k}" for k in cell.keyrings],
+                cell.release, str(extract), *[s.deb_line() for s in cell.sources]]
+        run(argv, env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
+        with tarfile.open(extract) as tf:
+            member = next((m for m in tf.getmembers() if m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox")), None)
+            if member is None:
+                raise BaseforgeError(f"busybox-static of {cell.release}/{cell.arch} holds no bin/busybox")
+            binary = workdir / "busybox"
+            binary.write_bytes(tf.extractfile(member).read())
+        binary.chmod(0o755)
+        try:
+            applets = output([binary, "--list-full"]).split()
+        except BaseforgeError as err:
+            raise BaseforgeError(
+                f"cannot run the {cell.arch} busybox binary to list its applets: {err.message}",
+                hint="for a foreign architecture install qemu-user-static and binfmt-support (see `baseforge doctor`)",
+            ) from None
+        self.write(out_tar, binary.read_bytes(), applets, cell.epoch)
+
+    @staticmethod
+    def write(out_tar: Path, binary: bytes, applets: list[str], epoch: int) -> None:
+        """The rootfs: directories, /bin/busybox, one symlink per applet, and the files of ETC."""
+
+        def info(name: str, **kw) -> tarfile.TarInfo:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = epoch
+            for key, value in kw.items():
+                setattr(ti, key, value)
+            return ti
+
+        with tarfile.open(out_tar, "w", format=tarfile.PAX_FORMAT) as tf:
+            for name, perm in DIRS.items():
+                tf.addfile(info(name, type=tarfile.DIRTYPE, mode=perm))
+            tf.addfile(info("bin/busybox", mode=0o755, size=len(binary)), io.BytesIO(binary))
+            for applet in sorted(set(applets)):
+                path = applet.strip("/")
+                if path == "bin/busybox" or path.count("/") not in (1, 2):
+                    continue
+                target = "../" * path.count("/") + "bin/busybox"
+                tf.addfile(info(path, type=tarfile.SYMTYPE, linkname=target.replace("../bin/", "", 1) if path.startswith("bin/") else target, mode=0o777))
+            for name, text in ETC.items():
+                data = text.encode()
+                tf.addfile(info(name, mode=0o640 if name.endswith("shadow") else 0o644, size=len(data)), io.BytesIO(data))
+
+    def version(self) -> str:
+        return Mmdebstrap().version()

@@ -1,0 +1,70 @@
+"""`baseforge` command line: engine start/stop, doctor, verify. Errors print as one paragraph, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import BaseforgeError
+from .run import setup_logging
+
+STATE = Path(os.environ.get("BASEFORGE_STATE", "/var/lib/baseforge"))
+RUN_DIR = Path(os.environ.get("BASEFORGE_RUN", "/run/baseforge"))
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    from . import daemon, engine
+
+    if args.action == "start":
+        if os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists():
+            if daemon.answers(engine.host()):
+                print(f"export DOCKER_HOST={engine.host()}")
+                return 0
+        url = daemon.start(STATE / "engine", RUN_DIR)
+        print(f"export DOCKER_HOST={url}")
+    elif args.action == "stop":
+        daemon.stop(RUN_DIR)
+    else:
+        print(f"export DOCKER_HOST={engine.host()}" if daemon.answers(engine.host()) else "no engine answers")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    return doctor(Path(args.config), workdir=Path.cwd())
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    return verify(Path(args.config), args.cells, workdir=Path.cwd(), keep=args.keep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="baseforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("engine", help="start, stop or show a private Docker Engine")
+    p.add_argument("action", choices=["start", "stop", "env"])
+    p.set_defaults(func=cmd_engine)
+    p = sub.add_parser("doctor", help="check the host: engine, binfmt, subuid, bootstrappers, cache dirs")
+    p.add_argument("--config", default="config/config.yaml")
+    p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("verify", help="rebuild cells in a fresh directory and compare with the recorded digests")
+    p.add_argument("cells", nargs="*", help="cell paths like debian/bookworm/default/amd64 (default: all)")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--keep", action="store_true", help="keep the rebuild directory")
+    p.set_defaults(func=cmd_verify)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        return args.func(args)
+    except BaseforgeError as err:
+        sys.stderr.write(f"baseforge: {err}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Distribution presets: the "what" of a rootfs (sources, releases, tags, what os-release says).
+
+A preset is one class in one module of this package (or of another package, under the
+``baseforge.distros`` entry point group) that subclasses :class:`Distro` with ``name="…"``.
+The bootstrappers in :mod:`baseforge.bootstrap` are the "how".
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+from typing import Any, ClassVar
+
+from ..errors import BaseforgeError
+from ..spec import PLATFORMS, Source
+
+ENTRY_POINT_GROUP = "baseforge.distros"
+
+
+class Distro:
+    name: ClassVar[str]
+    #: what the packer's leak list and minimization apply to: debian | rpm | alpine | none
+    family: ClassVar[str] = "none"
+    #: allowed bootstrappers, the first is the default
+    bootstrappers: ClassVar[tuple[str, ...]] = ()
+    #: known releases: codename -> version alias used as an extra tag ("" for none); empty = any name
+    releases: ClassVar[dict[str, str]] = {}
+    #: variant name -> CellSpec overrides (``slim``, ``base_variant``)
+    variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
+    architectures: ClassVar[tuple[str, ...]] = tuple(PLATFORMS)
+    #: the ``ID`` line of /etc/os-release, or None when the rootfs has none
+    os_id: ClassVar[str | None] = None
+    registry: ClassVar[dict[str, type[Distro]]] = {}
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name = name
+            Distro.registry[name] = cls
+
+    def sources(self, release: str, mirrors: dict[str, str], options: dict[str, Any]) -> tuple[Source, ...]:
+        """The package sources for ``release``; ``mirrors`` holds config overrides of the defaults."""
+        return ()
+
+    def release_tags(self, release: str) -> list[str]:
+        """Tags naming ``release`` in an image's repository, most specific first."""
+        alias = self.releases.get(release, "")
+        return [release] + ([alias] if alias and alias != release else [])
+
+    def expected_os_release(self, release: str) -> dict[str, str]:
+        """Fields the smoke test expects in the image's /etc/os-release."""
+        return {"ID": self.os_id} if self.os_id else {}
+
+    def release_file(self, release: str, sources: tuple[Source, ...]) -> str | None:
+        """URL of the file whose date is the release's default SOURCE_DATE_EPOCH, if any."""
+        return None
+
+
+def available() -> list[str]:
+    names = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+def get(name: str) -> Distro:
+    if name not in Distro.registry:
+        eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        try:
+            eps[name].load() if name in eps else importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise BaseforgeError(f"unknown distro {name!r}", hint=f"choose one of: {', '.join(available())}") from None
+    return Distro.registry[name]()

@@ -1,0 +1,197 @@
+"""The Docker Engine, through the docker SDK: connect (respecting DOCKER_HOST), load, import, build, run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from .errors import BaseforgeError
+from .spec import ImageMeta
+
+log = logging.getLogger("baseforge")
+
+#: where `baseforge engine start` puts the socket of a private engine; tried when DOCKER_HOST is unset
+PRIVATE_SOCKET = Path("/run/baseforge/docker.sock")
+
+
+def host() -> str:
+    """DOCKER_HOST, else the standard socket, else a private engine's socket if one is running."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    if not Path("/var/run/docker.sock").exists() and PRIVATE_SOCKET.exists():
+        return f"unix://{PRIVATE_SOCKET}"
+    return "unix:///var/run/docker.sock"
+
+
+def connect(timeout: int = 900) -> docker.DockerClient:
+    """A client for a Docker Engine that answers, or a BaseforgeError saying how to point at one."""
+    url = host()
+    try:
+        client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, OSError) as err:
+        raise BaseforgeError(
+            f"no Docker Engine answers at {url} ({type(err).__name__})",
+            hint="start one with `tools/engine start` (a private dockerd; it prints the export line), "
+            "or point DOCKER_HOST at a running engine, e.g. export DOCKER_HOST=unix:///path/to/docker.sock",
+        ) from None
+    return client
+
+
+def has_image(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        return client.images.get(image_id).id == image_id
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def tag(client: docker.DockerClient, image_id: str, tags: tuple[str, ...] | list[str]) -> None:
+    image = client.images.get(image_id)
+    for full in tags:
+        repo, _, name = full.rpartition(":")
+        image.tag(repo, name)
+
+
+def load(client: docker.DockerClient, archive: Path, image_id: str, tags: tuple[str, ...]) -> str:
+    """``docker load`` ``archive`` unless the engine already holds ``image_id``; then (re)tag it."""
+    if has_image(client, image_id):
+        log.info("engine already holds %s: not loading %s again", image_id, archive)
+    else:
+        with open(archive, "rb") as f:
+            loaded = client.images.load(f)
+        ids = {img.id for img in loaded}
+        if image_id not in ids:
+            raise BaseforgeError(f"docker load of {archive} gave {sorted(ids)}, expected {image_id}",
+                                 hint="the archive does not match its recorded image ID: rebuild it")
+    tag(client, image_id, tags)
+    return image_id
+
+
+def changes(meta: ImageMeta) -> list[str]:
+    """Dockerfile instructions for ``docker import --change`` (the classic, non-reproducible method)."""
+    import json
+
+    out = [f"ENV {e.split('=', 1)[0]}={json.dumps(e.split('=', 1)[1])}" for e in meta.env]
+    if meta.cmd:
+        out.append(f"CMD {json.dumps(list(meta.cmd))}")
+    labels = {**meta.labels, **oci_labels(meta)}
+    out += [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(labels.items())]
+    return out
+
+
+def oci_labels(meta: ImageMeta) -> dict[str, str]:
+    import datetime
+
+    created = datetime.datetime.fromtimestamp(meta.created, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {"org.opencontainers.image.created": created, "org.opencontainers.image.version": meta.version,
+              "org.opencontainers.image.title": meta.title}
+    if meta.base_name:
+        labels["org.opencontainers.image.base.name"] = meta.base_name
+    return labels
+
+
+def import_rootfs(client: docker.DockerClient, rootfs: Path, meta: ImageMeta) -> str:
+    """The classic ``tar -C rootfs -c . | docker import -`` path: a new image ID on every import."""
+    repo, _, name = meta.tags[0].rpartition(":")
+    platform = meta.arch
+    result = client.api.import_image(src=str(rootfs), repository=repo, tag=name, changes=changes(meta))
+    image_id = client.images.get(meta.tags[0]).id
+    log.info("imported %s as %s (%s; %s)", rootfs, image_id, platform, str(result)[:200])
+    tag(client, image_id, meta.tags)
+    return image_id
+
+
+def build(client: docker.DockerClient, context: Path, tags: tuple[str, ...], labels: dict[str, str]) -> str:
+    """``docker build`` a Dockerfile directory, never pulling: its FROM images are ours, already loaded."""
+    try:
+        image, logs = client.images.build(path=str(context), tag=tags[0], pull=False, rm=True, forcerm=True,
+                                          network_mode="host", labels=labels)
+    except docker.errors.BuildError as err:
+        tail = "\n    ".join(str(line.get("stream", line.get("error", ""))).strip() for line in list(err.build_log)[-15:])
+        raise BaseforgeError(f"docker build of {context} failed: {err.msg}\n    {tail}") from None
+    for line in logs:
+        if "stream" in line and line["stream"].strip():
+            log.info("build: %s", line["stream"].rstrip())
+    tag(client, image.id, tags)
+    return image.id
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run(client: docker.DockerClient, image: str, command: Any = None, entrypoint: Any = None) -> RunResult:
+    """Run ``image`` once with no network and return what it printed."""
+    container = client.containers.create(image, command=command, entrypoint=entrypoint, network_mode="none", detach=True)
+    try:
+        container.start()
+        status = container.wait(timeout=300)
+        return RunResult(status.get("StatusCode", -1), container.logs(stdout=True, stderr=False).decode(errors="replace"),
+                         container.logs(stdout=False, stderr=True).decode(errors="replace"))
+    finally:
+        container.remove(force=True)
+
+
+def inspect(client: docker.DockerClient, image_id: str) -> dict[str, Any]:
+    return client.api.inspect_image(image_id)
+
+
+def write_record(client: docker.DockerClient, record: Path | str, image_id: str, tags: tuple[str, ...] | list[str],
+                 method: str) -> None:
+    """The load/build job's output: which image the engine holds for this target, its tags and size."""
+    import json
+
+    from .run import write_atomic
+
+    size = inspect(client, image_id).get("Size")
+    write_atomic(record, json.dumps({"image_id": image_id, "tags": list(tags), "method": method, "size": size}, indent=2) + "\n")
+
+
+def load_job(archive: str, info: str, rootfs: str | None, meta: dict[str, Any], method: str, record: str) -> None:
+    """Rules load/app_load: ``docker load`` the reproducible archive (or classic ``docker import`` the rootfs)."""
+    import json
+
+    image_meta = ImageMeta.from_dict(meta)
+    client = connect()
+    if method == "import":
+        image_id = import_rootfs(client, Path(rootfs), image_meta)
+    else:
+        image_id = load(client, Path(archive), json.loads(Path(info).read_text())["image_id"], image_meta.tags)
+    write_record(client, record, image_id, image_meta.tags, method)
+
+
+def forget_missing(records: Path) -> list[Path]:
+    """Remove the records of images the engine no longer holds, so Snakemake loads them again.
+
+    Does nothing when no engine answers (the load job will say so) or there are no records.
+    """
+    import json
+
+    files = sorted(records.rglob("*.json")) if records.is_dir() else []
+    if not files:
+        return []
+    try:
+        client = docker.DockerClient(base_url=host(), version="auto", timeout=10)
+        present = {img.id for img in client.images.list(all=True)}
+    except (docker.errors.DockerException, OSError):
+        return []
+    gone = []
+    for f in files:
+        try:
+            image_id = json.loads(f.read_text())["image_id"]
+        except (ValueError, KeyError, OSError):
+            image_id = None
+        if image_id not in present:
+            log.warning("engine no longer holds %s (%s): it will be loaded again", image_id, f)
+            f.unlink()
+            gone.append(f)
+    return gone

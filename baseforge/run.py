@@ -1,0 +1,117 @@
+"""One way to run a command: argv lists only, logged, failures turned into readable errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from .errors import BaseforgeError
+
+log = logging.getLogger("baseforge")
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    capture: bool = False,
+    input: bytes | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv``; log it; on failure raise BaseforgeError carrying command, exit code and stderr tail.
+
+    ``env`` entries are added to the current environment. With ``capture`` stdout and stderr are
+    returned; otherwise they go to this process's stdout/stderr (the rule's log).
+    """
+    args = [os.fspath(a) for a in argv]
+    cmd = shlex.join(args)
+    log.info("$ %s", cmd)
+    full_env = {**os.environ, **env} if env else None
+    try:
+        proc = subprocess.run(
+            args,
+            env=full_env,
+            cwd=cwd,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise BaseforgeError(f"{args[0]} not found", hint=f"install it (see tools/install-deps) or put it on PATH") from None
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]
+        detail = ("\n    " + "\n    ".join(tail)) if tail else ""
+        raise BaseforgeError(f'"{cmd}" returned non-zero exit code {proc.returncode}{detail}')
+    return proc
+
+
+def output(argv: Sequence[str | os.PathLike[str]], **kwargs) -> str:
+    """Run ``argv`` and return its stdout as text."""
+    return run(argv, capture=True, **kwargs).stdout.decode().strip()
+
+
+@contextlib.contextmanager
+def step(title: str) -> Iterator[None]:
+    """Announce a step, and how long it took."""
+    log.info("▶ %s", title)
+    start = time.monotonic()
+    yield
+    log.info("✔ %s (%.1fs)", title, time.monotonic() - start)
+
+
+def setup_logging(logfile: str | os.PathLike[str] | None = None) -> None:
+    """Log to ``logfile`` (a rule's log) or stderr, with timestamps."""
+    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("baseforge")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake hands a script
+    """Wrap a rule's script: everything (our log and the tools' output) goes to the rule's log, and a
+    BaseforgeError becomes one message on the console and exit code 1."""
+    import sys
+
+    console = os.dup(2)
+    if snakemake.log:
+        fd = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    setup_logging()
+    try:
+        with step(f"rule {snakemake.rule} {dict(snakemake.wildcards)}"):
+            yield
+    except BaseforgeError as err:
+        log.error("%s", err)
+        logs = f" (log: {snakemake.log[0]})" if snakemake.log else ""
+        os.write(console, f"baseforge: {err}{logs}\n".encode())
+        sys.exit(1)
+
+
+def atomic_path(path: Path | str) -> Path:
+    """A temporary sibling of ``path`` to write to before ``os.replace``-ing it into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: never a half-written file."""
+    tmp = atomic_path(path)
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+# Config validation, the plan of the matrix, and the input functions every stage file uses.
+import re
+import sys
+from pathlib import Path
+
+from baseforge import config as bfconfig
+from baseforge import engine as bfengine
+from baseforge.errors import BaseforgeError
+
+try:
+    PLAN = bfconfig.plan(config, Path.cwd())
+except BaseforgeError as err:
+    # one paragraph for the user, no traceback, before any job runs
+    sys.stderr.write(f"baseforge: {err}\n")
+    sys.exit(1)
+
+IMAGES = PLAN.images
+APPS = PLAN.apps
+DECLARATIVE = [a for a, p in APPS.items() if p.kind == "declarative"]
+DOCKERFILE = [a for a, p in APPS.items() if p.kind == "dockerfile"]
+
+
+def alternation(names):
+    # a wildcard constraint that matches exactly these names (and nothing, when there are none)
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+wildcard_constraints:
+    image="[^/]+",
+    release="[^/]+",
+    variant="[^/]+",
+    arch="[^/]+",
+    raw="[^/]+",
+
+
+def cell_path(w):
+    return f"{w.image}/{w.release}/{w.variant}/{w.arch}"
+
+
+def image_plan(w):
+    return IMAGES[cell_path(w)]
+
+
+def raw_cell(w):
+    # the first cell sharing this bootstrap (variants that differ only at pack time share one rootfs)
+    for img in IMAGES.values():
+        c = img.cell
+        if (c.image, c.release, c.arch, img.raw_key) == (w.image, w.release, w.arch, w.raw):
+            return img.cell.to_dict()
+    raise ValueError(f"no cell bootstraps build/raw/{w.image}/{w.release}/{w.arch}/{w.raw}.tar")
+
+
+def raw_tar(w):
+    img = image_plan(w)
+    return f"build/raw/{w.image}/{w.release}/{w.arch}/{img.raw_key}.tar"
+
+
+def app_base_inputs(w):
+    base = APPS[w.app].base
+    return {"base": f"build/engine/{base}.json", "base_oci": f"build/oci/{base}.oci.tar"} if base else {}
+
+
+def app_context(w):
+    app = APPS[w.app]
+    return sorted(str(p) for p in Path(app.context).rglob("*") if p.is_file()) if app.context else []
+
+
+def smoke_targets():
+    return [f"build/smoke/{p}.ok" for p in IMAGES] + [f"build/smoke/apps/{a}.ok" for a in APPS]
+
+
+# The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
+# (docker rmi, a new engine), drop the record so the load/build job runs again.
+if workflow.is_main_process:
+    bfengine.forget_missing(Path("build/engine"))

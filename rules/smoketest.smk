@@ -1,0 +1,44 @@
+# Run every image with no network and check what it says; then the summary table.
+
+
+rule smoketest:
+    input:
+        record="build/engine/{image}/{release}/{variant}/{arch}.json",
+    output:
+        report="build/smoke/{image}/{release}/{variant}/{arch}.ok",
+    params:
+        plan=lambda w: image_plan(w).to_dict(),
+        code=bfconfig.code_hash("smoketest.py", "engine.py"),
+    log:
+        "logs/smoketest/{image}/{release}/{variant}/{arch}.log",
+    script:
+        "../scripts/smoketest.py"
+
+
+rule smoketest_app:
+    input:
+        record="build/engine/apps/{app}.json",
+    output:
+        report="build/smoke/apps/{app}.ok",
+    params:
+        plan=lambda w: APPS[w.app].to_dict(),
+        code=bfconfig.code_hash("smoketest.py", "engine.py"),
+    log:
+        "logs/smoketest/apps/{app}.log",
+    script:
+        "../scripts/smoketest.py"
+
+
+rule summary:
+    input:
+        smoke=smoke_targets(),
+        rootfs=[f"build/rootfs/{p}/rootfs.json" for p in IMAGES],
+        sbom=[f"build/rootfs/{p}/sbom.spdx.json" for p in IMAGES],
+        records=[f"build/engine/{p}.json" for p in IMAGES] + [f"build/engine/apps/{a}.json" for a in APPS],
+    output:
+        tsv="results/images.tsv",
+        json="results/images.json",
+    log:
+        "logs/summary.log",
+    script:
+        "../scripts/summary.py"
