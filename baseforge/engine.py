@@ -169,10 +169,13 @@ def load_job(archive: str, info: str, rootfs: str | None, meta: dict[str, Any], 
     write_record(client, record, image_id, image_meta.tags, method)
 
 
-def forget_missing(records: Path) -> list[Path]:
-    """Remove the records of images the engine no longer holds, so Snakemake loads them again.
+def forget_missing(records: Path, reports: Path) -> list[Path]:
+    """Remove the records of images the engine no longer holds, and their smoke reports.
 
-    Does nothing when no engine answers (the load job will say so) or there are no records.
+    Snakemake does not rerun a job for a missing intermediate file while the outputs that consume it are
+    present (that is how temp() works), so the smoke report, which needs the image in the engine, goes too:
+    then the smoke test, and through it the load, run again. Does nothing when no engine answers (the
+    load job will say so) or there are no records.
     """
     import json
 
@@ -193,5 +196,6 @@ def forget_missing(records: Path) -> list[Path]:
         if image_id not in present:
             log.warning("engine no longer holds %s (%s): it will be loaded again", image_id, f)
             f.unlink()
+            (reports / f.relative_to(records)).with_suffix(".ok").unlink(missing_ok=True)
             gone.append(f)
     return gone

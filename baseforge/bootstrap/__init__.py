@@ -76,8 +76,10 @@ def build_raw(cell: CellSpec, out_tar: Path) -> None:
     import shutil
     import tempfile
 
+    from ..doctor import require_binfmt
     from ..run import step
 
+    require_binfmt(cell.arch)
     out_tar = Path(out_tar)
     out_tar.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".bootstrap-", dir=out_tar.parent))

@@ -252,7 +252,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$msock
-CommunicationParameters=NoInAddrAny
+CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
 StateSaveLocation=$D/state/ctld
 SlurmdSpoolDir=$D/state/d
 SlurmctldPidFile=$D/run/slurmctld.daemon.pid
@@ -269,6 +269,9 @@ JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$dbd_port
+# with slurmdbd this names the munge socket used to talk to slurmdbd
+# (AuthInfo alone is not used for that connection)
+AccountingStoragePass=$msock
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
@@ -329,18 +332,18 @@ EOF
 
     # ---- accounting objects
     if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
-        sacctmgr -i add cluster "$CLUSTER" >&2
+        sacctmgr -i add cluster "$CLUSTER" >>"$D/log/sacctmgr.log"
     fi
     if ! sacctmgr -n -P show account format=account | grep -qx "$ACCOUNT"; then
         sacctmgr -i add account "$ACCOUNT" cluster="$CLUSTER" \
-            description="baseforge tests" organization=baseforge >&2
+            description="baseforge tests" organization=baseforge >>"$D/log/sacctmgr.log"
     fi
     local u
     for u in root "$TEST_USER"; do
         if ! sacctmgr -n -P show assoc where user="$u" account="$ACCOUNT" \
                 format=user | grep -qx "$u"; then
             sacctmgr -i add user "$u" account="$ACCOUNT" cluster="$CLUSTER" \
-                defaultaccount="$ACCOUNT" >&2
+                defaultaccount="$ACCOUNT" >>"$D/log/sacctmgr.log"
         fi
     done
 

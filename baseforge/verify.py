@@ -1,0 +1,101 @@
+"""`baseforge verify`: rebuild cells in a fresh directory and compare with what was recorded.
+
+A reproducible build gives the same rootfs.tar bytes and the same image ID and manifest digest. On a
+mismatch it says which files differ: diffoscope when installed, else a listing diff of the two tars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from . import config
+from .errors import BaseforgeError
+from .run import log, run
+
+WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def listing(tar: Path) -> dict[str, str]:
+    """name -> one line of metadata and content hash, for every entry."""
+    out = {}
+    with tarfile.open(tar) as tf:
+        for m in tf:
+            content = hashlib.sha256(tf.extractfile(m).read()).hexdigest()[:16] if m.isfile() else m.linkname
+            out[m.name] = f"{m.type.decode() if isinstance(m.type, bytes) else m.type} {m.mode:o} {m.uid}:{m.gid} {m.size} {m.mtime} {content}"
+    return out
+
+
+def tar_diff(a: Path, b: Path, limit: int = 40) -> list[str]:
+    la, lb = listing(a), listing(b)
+    lines = []
+    for name in sorted(set(la) | set(lb)):
+        if la.get(name) != lb.get(name):
+            lines.append(f"{name}: recorded [{la.get(name, 'absent')}] rebuilt [{lb.get(name, 'absent')}]")
+    return lines[:limit] + ([f"… and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def explain(recorded: Path, rebuilt: Path) -> list[str]:
+    if shutil.which("diffoscope"):
+        proc = subprocess.run(["diffoscope", "--text", "-", str(recorded), str(rebuilt)], capture_output=True, text=True)
+        return proc.stdout.splitlines()[:80]
+    return tar_diff(recorded, rebuilt)
+
+
+def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = False) -> int:
+    """Rebuild ``cells`` (all when empty) from scratch and compare; return 0 when all match."""
+    plan = config.plan(config.load(config_path), workdir)
+    chosen = cells or sorted(plan.images)
+    unknown = [c for c in chosen if c not in plan.images]
+    if unknown:
+        raise BaseforgeError(f"unknown cell(s): {', '.join(unknown)}", hint=f"choose from: {', '.join(sorted(plan.images))}")
+    missing = [c for c in chosen if not (workdir / f"build/rootfs/{c}/rootfs.tar").exists()]
+    if missing:
+        raise BaseforgeError(f"nothing recorded to verify for {', '.join(missing)}", hint="build them first: snakemake --cores 4")
+    fresh = Path(tempfile.mkdtemp(prefix="baseforge-verify-"))
+    try:
+        for name in WORKFLOW:
+            if (workdir / name).is_dir():
+                shutil.copytree(workdir / name, fresh / name)
+            elif (workdir / name).exists():
+                shutil.copy2(workdir / name, fresh / name)
+        shutil.copy2(config_path, fresh / "config/config.yaml")
+        targets = [f"build/oci/{c}.oci.tar" for c in chosen]
+        run(["snakemake", "--cores", str(os.cpu_count() or 2), "--config", f"package_cache={fresh / 'debs'}", *targets], cwd=fresh)
+        failures = 0
+        for cell in chosen:
+            rec_tar, new_tar = workdir / f"build/rootfs/{cell}/rootfs.tar", fresh / f"build/rootfs/{cell}/rootfs.tar"
+            rec_img = json.loads((workdir / f"build/oci/{cell}.json").read_text())
+            new_img = json.loads((fresh / f"build/oci/{cell}.json").read_text())
+            same_tar = sha256(rec_tar) == sha256(new_tar)
+            same_img = (rec_img["image_id"], rec_img["manifest_digest"]) == (new_img["image_id"], new_img["manifest_digest"])
+            print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({sha256(new_tar)[:16]}), "
+                  f"image {'identical' if same_img else 'DIFFERS'} ({new_img['manifest_digest'][:23]})")
+            if not same_tar:
+                failures += 1
+                for line in explain(rec_tar, new_tar):
+                    print(f"    {line}")
+            elif not same_img:
+                failures += 1
+                print(f"    recorded {rec_img['image_id']} {rec_img['manifest_digest']}")
+                print(f"    rebuilt  {new_img['image_id']} {new_img['manifest_digest']}")
+        return 1 if failures else 0
+    finally:
+        if keep:
+            log.info("rebuild kept in %s", fresh)
+        else:
+            shutil.rmtree(fresh, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Bootstrapper plugins and host facts: argv building, registry, mirror parsing (no root, no network)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from baseforge import bootstrap, distro, mirror
+from baseforge.errors import BaseforgeError
+from baseforge.spec import CellSpec, Source
+
+CELL = CellSpec(image="debian", distro="debian", release="bookworm", variant="default", arch="arm64",
+                bootstrapper="mmdebstrap", sources=(Source("http://m.invalid/debian", "bookworm"),
+                                                    Source("http://m.invalid/debian", "bookworm-updates")),
+                packages=("curl", "ca-certificates"), keyrings=("/k.gpg",), epoch=1700000000)
+
+
+def test_registry_lists_and_loads_plugins():
+    assert {"mmdebstrap", "debootstrap", "busybox"} <= set(bootstrap.available())
+    assert bootstrap.get("mmdebstrap").name == "mmdebstrap"
+    with pytest.raises(BaseforgeError, match="(?s)unknown bootstrapper .nope.*mmdebstrap"):
+        bootstrap.get("nope")
+    assert {"debian", "busybox"} <= set(distro.available())
+
+
+def test_mmdebstrap_argv():
+    argv = bootstrap.get("mmdebstrap").argv(CELL, Path("/o/r.tar"))
+    assert argv[0] == "mmdebstrap" and "--variant=minbase" in argv and "--architectures=arm64" in argv
+    assert "--include=curl,ca-certificates" in argv and "--keyring=/k.gpg" in argv
+    assert argv[-3:] == ["/o/r.tar", "deb http://m.invalid/debian bookworm main", "deb http://m.invalid/debian bookworm-updates main"]
+    assert not any("sync-in" in a for a in argv)  # no package cache configured
+
+
+def test_mmdebstrap_package_cache_hooks():
+    cell = CellSpec(**{**CELL.__dict__, "package_cache": "/cache"})
+    argv = bootstrap.get("mmdebstrap").argv(cell, Path("/o/r.tar"), incoming=Path("/w/debs"))
+    assert "--setup-hook=sync-in /cache /var/cache/apt/archives/" in argv
+    assert "--customize-hook=sync-out /var/cache/apt/archives /w/debs" in argv
+    assert "--skip=essential/unlink" in argv
+
+
+def test_debootstrap_argv():
+    argv = bootstrap.get("debootstrap").argv(CELL, Path("/w/rootfs"))
+    assert argv == ["debootstrap", "--variant=minbase", "--arch=arm64", "--components=main", "--keyring=/k.gpg",
+                    "--include=curl,ca-certificates", "bookworm", "/w/rootfs", "http://m.invalid/debian"]
+
+
+def test_busybox_rootfs_layout(tmp_path):
+    out = tmp_path / "bb.tar"
+    bootstrap.get("busybox").write(out, b"\x7fELF fake", ["/bin/sh", "/usr/bin/env", "/sbin/init", "/bin/busybox"], 1700000000)
+    with tarfile.open(out) as tf:
+        members = {m.name: m for m in tf}
+    assert members["bin/sh"].linkname == "busybox"
+    assert members["usr/bin/env"].linkname == "../../bin/busybox"
+    assert members["sbin/init"].linkname == "../bin/busybox"
+    assert members["bin/busybox"].mode == 0o755 and members["tmp"].mode == 0o1777
+    assert all(m.mtime == 1700000000 and m.uid == 0 for m in members.values())
+    with tarfile.open(out) as tf:
+        assert tf.extractfile("etc/passwd").read().startswith(b"root:x:0:0:")
+
+
+def test_host_sources_deb822_and_one_line(tmp_path):
+    apt = tmp_path / "etc/apt/sources.list.d"
+    apt.mkdir(parents=True)
+    (apt / "debian.sources").write_text(
+        "Types: deb\nURIs: http://a.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\nComponents: main\n\n"
+        "Types: deb\nURIs: http://s.invalid/debian-security/\nSuites: bookworm-security\nComponents: main\n")
+    assert mirror.default_mirrors(tmp_path) == {"archive": "http://a.invalid/debian", "security": "http://s.invalid/debian-security"}
+    (tmp_path / "etc/apt/sources.list").write_text("# comment\ndeb [arch=amd64] http://old.invalid/debian bookworm main\n")
+    assert mirror.default_mirror("archive", tmp_path) == "http://old.invalid/debian"
+
+
+def test_no_host_mirror_says_how_to_configure_one(tmp_path):
+    with pytest.raises(BaseforgeError) as exc:
+        mirror.default_mirror("security", tmp_path)
+    assert "mirrors:" in str(exc.value) and "security" in str(exc.value)
+
+
+def test_build_raw_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    class Broken(bootstrap.Bootstrapper, name="broken-test"):
+        def bootstrap(self, cell, out_tar, workdir):
+            Path(out_tar).write_bytes(b"half a tar")
+            raise BaseforgeError("interrupted")
+
+    cell = CellSpec(**{**CELL.__dict__, "bootstrapper": "broken-test", "arch": "amd64"})
+    monkeypatch.setattr("baseforge.doctor.host_arch", lambda: "amd64")
+    with pytest.raises(BaseforgeError):
+        bootstrap.build_raw(cell, tmp_path / "out.tar")
+    assert list(tmp_path.iterdir()) == []
+    del bootstrap.Bootstrapper.registry["broken-test"]
+
+
+def test_foreign_arch_without_binfmt_is_a_clear_error(monkeypatch, tmp_path):
+    from baseforge import doctor
+
+    monkeypatch.setattr(doctor, "BINFMT", tmp_path)
+    monkeypatch.setattr(doctor, "host_arch", lambda: "amd64")
+    with pytest.raises(BaseforgeError, match="cannot bootstrap arm64") as exc:
+        doctor.require_binfmt("arm64")
+    assert "update-binfmts --enable qemu-aarch64" in str(exc.value)
+    doctor.require_binfmt("amd64")  # native needs nothing

@@ -1,0 +1,80 @@
+"""Multi-arch under qemu-user, and publishing image indexes to a real registry (docker-registry on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """
+namespace: bfpub
+package_cache: {cache}
+registry:
+  url: {registry}
+  tls_verify: false
+images:
+  busybox:
+    releases: [bookworm]
+    architectures: [amd64, arm64]
+    cmd: [sh]
+    checks: ["busybox --help >/dev/null"]
+apps:
+  hello:
+    base: scratch
+    context: apps/hello
+    build: gcc -static -Os -s -o "$OUT/hello" hello.c
+    cmd: [/hello]
+    expect: Hello from baseforge!
+"""
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, engine, registry, workflow):
+    work = workflow.make(tmp_path_factory.mktemp("pub"), CONFIG.format(cache=tmp_path_factory.mktemp("debs"), registry=registry))
+    workflow.run(work)
+    return work
+
+
+def skopeo_raw(ref: str) -> bytes:
+    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", ref], check=True, capture_output=True).stdout
+
+
+def test_foreign_image_says_arm64_and_runs_under_qemu(published, engine):
+    client = docker.DockerClient(base_url=engine)
+    info = json.loads((published / "build/oci/busybox/bookworm/default/arm64.json").read_text())
+    attrs = client.images.get("bfpub/busybox:bookworm-arm64").attrs
+    assert attrs["Id"] == info["image_id"]
+    assert (attrs["Architecture"], attrs.get("Variant")) == ("arm64", "v8")
+    out = client.containers.run("bfpub/busybox:bookworm-arm64", ["uname", "-m"], remove=True, network_mode="none")
+    assert out.strip() == b"aarch64"
+    assert "PASS\tuname -m" in (published / "build/smoke/busybox/bookworm/default/arm64.ok").read_text()
+
+
+def test_registry_holds_the_index_with_both_architectures(published, registry):
+    index_raw = skopeo_raw(f"docker://{registry}/bfpub/busybox:bookworm")
+    index = json.loads(index_raw)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    platforms = sorted((m["platform"]["architecture"], m["platform"].get("variant", "")) for m in index["manifests"])
+    assert platforms == [("amd64", ""), ("arm64", "v8")]
+    record = json.loads((published / "build/push/busybox/bookworm/default.json").read_text())
+    assert record["digest"] == "sha256:" + hashlib.sha256(index_raw).hexdigest()
+    # every per-arch manifest is the one written on disk
+    for arch in ("amd64", "arm64"):
+        local = json.loads((published / f"build/oci/busybox/bookworm/default/{arch}.json").read_text())
+        assert local["manifest_digest"] in {m["digest"] for m in index["manifests"]}
+    assert skopeo_raw(f"docker://{registry}/bfpub/busybox:latest") == index_raw
+    app = json.loads(skopeo_raw(f"docker://{registry}/bfpub/hello:latest"))
+    assert app["layers"] and app["config"]["digest"]
+
+
+def test_pushing_the_same_digest_again_is_a_no_op(published, workflow):
+    for record in (published / "build/push").rglob("*.json"):
+        record.unlink()
+    workflow.run(published)
+    record = json.loads((published / "build/push/busybox/bookworm/default.json").read_text())
+    assert record["pushed"] == [] and set(record["unchanged"]) == {"bfpub/busybox:bookworm", "bfpub/busybox:latest"}
