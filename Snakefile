@@ -14,6 +14,7 @@ include: "rules/image.smk"
 include: "rules/app.smk"
 include: "rules/smoketest.smk"
 include: "rules/publish.smk"
+include: "rules/cluster.smk"
 
 
 rule all:

@@ -169,13 +169,13 @@ def load_job(archive: str, info: str, rootfs: str | None, meta: dict[str, Any], 
     write_record(client, record, image_id, image_meta.tags, method)
 
 
-def forget_missing(records: Path, reports: Path) -> list[Path]:
-    """Remove the records of images the engine no longer holds, and their smoke reports.
+def forget_missing(records: Path, reports: Path, summaries: list[Path]) -> list[Path]:
+    """Remove the records of images the engine no longer holds, their smoke reports and the summary.
 
     Snakemake does not rerun a job for a missing intermediate file while the outputs that consume it are
-    present (that is how temp() works), so the smoke report, which needs the image in the engine, goes too:
-    then the smoke test, and through it the load, run again. Does nothing when no engine answers (the
-    load job will say so) or there are no records.
+    present (that is how temp() works), so everything downstream that speaks of the engine's images goes
+    too: then the summary, the smoke test and through them the load run again. Does nothing when no engine
+    answers (the load job will say so) or there are no records.
     """
     import json
 
@@ -198,4 +198,6 @@ def forget_missing(records: Path, reports: Path) -> list[Path]:
             f.unlink()
             (reports / f.relative_to(records)).with_suffix(".ok").unlink(missing_ok=True)
             gone.append(f)
+    for summary in summaries if gone else []:
+        summary.unlink(missing_ok=True)
     return gone

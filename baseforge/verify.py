@@ -75,7 +75,7 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
                 shutil.copy2(workdir / name, fresh / name)
         shutil.copy2(config_path, fresh / "config/config.yaml")
         targets = [f"build/oci/{c}.oci.tar" for c in chosen]
-        run(["snakemake", "--cores", str(os.cpu_count() or 2), "--config", f"package_cache={fresh / 'debs'}", *targets], cwd=fresh)
+        run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)
         failures = 0
         for cell in chosen:
             rec_tar, new_tar = workdir / f"build/rootfs/{cell}/rootfs.tar", fresh / f"build/rootfs/{cell}/rootfs.tar"

@@ -72,4 +72,4 @@ def smoke_targets():
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
 # (docker rmi, a new engine), drop the record so the load/build job runs again.
 if workflow.is_main_process:
-    bfengine.forget_missing(Path("build/engine"), Path("build/smoke"))
+    bfengine.forget_missing(Path("build/engine"), Path("build/smoke"), [Path("results/images.tsv"), Path("results/images.json")])

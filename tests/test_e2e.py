@@ -45,10 +45,16 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, engine, workflow, cache):
     """One full build of the small matrix; yields its work directory."""
-    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache))
-    (work / "apps/greeter/Dockerfile").write_text(
-        (work / "apps/greeter/Dockerfile").read_text().replace("baseforge/debian", "bftest/debian"))
+    work = make(workflow, tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache))
     workflow.run(work)
+    return work
+
+
+def make(workflow, path: Path, config: str) -> Path:
+    """A fresh copy of the workflow with ``config``; the greeter app builds FROM this config's namespace."""
+    work = workflow.make(path, config)
+    dockerfile = work / "apps/greeter/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("baseforge/debian", "bftest/debian"))
     return work
 
 
@@ -146,7 +152,7 @@ def test_no_engine_says_how_to_point_docker_host_at_one(tmp_path, workflow, cach
 def test_two_builds_in_two_directories_are_byte_identical(built, tmp_path, workflow):
     """Reproducibility: same config + packages + epoch ⇒ same rootfs.tar bytes and image digests."""
     cfg = (built / "config/config.yaml").read_text()
-    other = workflow.make(tmp_path, cfg.replace(str(built), str(tmp_path)))
+    other = make(workflow, tmp_path, cfg)
     target = "build/oci/debian/bookworm/default/amd64.oci.tar"
     # a private package cache, so the second build downloads everything again
     workflow.run(other, target, "--config", f"package_cache={tmp_path / 'debs'}")
@@ -156,3 +162,22 @@ def test_two_builds_in_two_directories_are_byte_identical(built, tmp_path, workf
     ja = json.loads((built / "build/oci/debian/bookworm/default/amd64.json").read_text())
     jb = json.loads((other / "build/oci/debian/bookworm/default/amd64.json").read_text())
     assert (ja["image_id"], ja["manifest_digest"]) == (jb["image_id"], jb["manifest_digest"])
+
+
+def test_verify_rebuilds_and_reports_a_changed_byte(built):
+    import tarfile
+
+    cell = "busybox/bookworm/default/amd64"
+    verify = ["python3", "-m", "baseforge", "verify", cell]
+    ok = subprocess.run(verify, cwd=built, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"{cell}: rootfs identical" in ok.stdout and "image identical" in ok.stdout
+    tar = built / f"build/rootfs/{cell}/rootfs.tar"
+    with tarfile.open(tar) as tf:
+        offset = tf.getmember("etc/passwd").offset_data
+    with open(tar, "r+b") as f:
+        f.seek(offset)
+        f.write(b"R")  # root:x:… becomes Root:x:…
+    bad = subprocess.run(verify, cwd=built, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert f"{cell}: rootfs DIFFERS" in bad.stdout and "etc/passwd: recorded" in bad.stdout

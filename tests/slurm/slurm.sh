@@ -135,6 +135,8 @@ wait_for() {
         if [ $SECONDS -ge $deadline ]; then
             log "timed out after ${TIMEOUT}s waiting for: $desc"
             log "---- tail of $logf"; tail -n 30 "$logf" >&2 || true
+            [ -n "$daemon" ] && [ -s "$D/log/$daemon.out" ] && {
+                log "---- tail of $D/log/$daemon.out"; tail -n 10 "$D/log/$daemon.out" >&2; }
             return 1
         fi
         sleep 0.2
@@ -372,10 +374,9 @@ kill_daemon() {
     [ -n "$pid" ] || return 0
     if alive "$name"; then
         kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             [ -d "/proc/$pid" ] || break
-            # reap zombies of our own children are not ours here; just poll
+            # an exited daemon stays a zombie (PID 1 here does not reap): done
             if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then break; fi
             sleep 0.1
         done
@@ -392,8 +393,7 @@ cmd_stop_inner() {
     # cancel leftover jobs so that no slurmstepd outlives the cluster
     if alive slurmctld; then
         scancel --partition="$PARTITION" >/dev/null 2>&1 || true
-        local i
-        for i in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
             sleep 0.2
         done

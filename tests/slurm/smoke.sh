@@ -52,8 +52,8 @@ as() {
 # sacct_state ID USER -- wait (accounting is asynchronous) until sacct shows
 # the job line as COMPLETED for USER
 sacct_check() {
-    local id=$1 u=$2 line i
-    for i in $(seq 1 50); do
+    local id=$1 u=$2 line
+    for _ in $(seq 1 50); do
         line=$(sacct -j "$id" -X --format=JobID,User,State -n -P 2>/dev/null | head -1)
         [ "$line" = "$id|$u|COMPLETED" ] && return 0
         sleep 0.2

@@ -1,0 +1,1 @@
+# Cluster execution: which rules run on the submit host (they need the Docker Engine).
