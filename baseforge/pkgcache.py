@@ -18,11 +18,14 @@ def merge(incoming: Path, cache: Path) -> int:
     verified. Readers only ever see complete files, and two jobs adding the same file is harmless.
     """
     added = 0
+    # half-copied files wait beside the cache, not in it: bootstraps copy the whole folder in
+    staging = cache.parent / f".{cache.name}.incoming"
+    staging.mkdir(exist_ok=True)
     for deb in sorted(incoming.glob("*.deb")):
         target = cache / deb.name
         if target.exists():
             continue
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".incoming-", suffix=".deb")
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix=deb.name, suffix=".part")
         os.close(fd)
         try:
             shutil.copyfile(deb, tmp)

@@ -32,18 +32,36 @@ def remote_digest(ref: str, registry: dict[str, Any]) -> str | None:
     return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
 
 
-def push(archive: str, registry: dict[str, Any], tags: list[str], record: str) -> dict[str, Any]:
-    """Push ``archive`` (an image or a multi-arch index) under every tag; a tag already at the digest is skipped."""
-    digest = archive_digest(Path(archive))
+def remote_config_digest(ref: str, registry: dict[str, Any]) -> str | None:
+    """The image ID (config digest) of the single-arch manifest at ``ref``, or None."""
+    tls = [] if registry.get("tls_verify", True) else ["--tls-verify=false"]
+    proc = run(["skopeo", "inspect", "--raw", *tls, ref], capture=True, check=False)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout).get("config", {}).get("digest")
+
+
+def push(archive: str | None, registry: dict[str, Any], tags: list[str], record: str,
+         engine_record: str | None = None) -> dict[str, Any]:
+    """Push ``archive`` (an image or a multi-arch index), or else the engine's image of ``engine_record``,
+    under every tag; a tag that already holds the same digest (image ID for engine images) is skipped."""
+    if archive:
+        source, digest, remote = f"oci-archive:{archive}", archive_digest(Path(archive)), remote_digest
+        flags = ["--all", "--preserve-digests"]
+    else:
+        from .engine import host
+
+        digest = json.loads(Path(engine_record).read_text())["image_id"]
+        source, remote, flags = f"docker-daemon:{digest}", remote_config_digest, ["--src-daemon-host", host()]
     pushed, skipped = [], []
     for tag in tags:
         ref = f"docker://{registry['url'].rstrip('/')}/{tag}"
-        if remote_digest(ref, registry) == digest:
+        if remote(ref, registry) == digest:
             skipped.append(tag)
             log.info("%s already holds %s: nothing to push", ref, digest)
             continue
-        run(["skopeo", "copy", "--all", "--preserve-digests", *tls_flags(registry, "dest"), f"oci-archive:{archive}", ref])
-        if remote_digest(ref, registry) != digest:
+        run(["skopeo", "copy", *flags, *tls_flags(registry, "dest"), source, ref])
+        if remote(ref, registry) != digest:
             raise BaseforgeError(f"after pushing, {ref} does not hold {digest}",
                                  hint="the registry rewrote the manifest; check its storage and media type support")
         pushed.append(tag)

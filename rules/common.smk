@@ -69,6 +69,22 @@ def smoke_targets():
     return [f"build/smoke/{p}.ok" for p in IMAGES] + [f"build/smoke/apps/{a}.ok" for a in APPS]
 
 
+def push_targets():
+    if not PLAN.registry:
+        return []
+    groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
+    return [f"build/push/{g}.json" for g in groups] + [f"build/push/apps/{a}.json" for a in APPS]
+
+
+def group(w):
+    # the cells of one (image, release, variant): its architectures, pushed as one index
+    return [p for p, img in IMAGES.items() if (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)]
+
+
+def index_inputs(w):
+    return [f"build/oci/{p}.oci.tar" for p in group(w)]
+
+
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
 # (docker rmi, a new engine), drop the record so the load/build job runs again.
 if workflow.is_main_process:

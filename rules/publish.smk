@@ -1,27 +1,14 @@
 # Optional: push every image, and per (image, release, variant) a multi-arch index, to config's registry.
 
 
-def push_targets():
-    if not PLAN.registry:
-        return []
-    groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
-    return [f"build/push/{g}.json" for g in groups] + [f"build/push/apps/{a}.json" for a in DECLARATIVE]
-
-
-def index_inputs(w):
-    return [f"build/oci/{p}.oci.tar" for p, img in IMAGES.items()
-            if (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)]
-
-
 rule index:
     input:
         archives=index_inputs,
-        smoke=lambda w: [f"build/smoke/{p}.ok" for p in IMAGES if p.startswith(f"{w.image}/{w.release}/{w.variant}/")],
+        smoke=lambda w: [f"build/smoke/{p}.ok" for p in group(w)],
     output:
         archive="build/oci/{image}/{release}/{variant}.index.oci.tar",
     params:
-        meta=lambda w: next(img.meta.to_dict() for img in IMAGES.values() if img.native and
-                            (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)),
+        meta=lambda w: next(IMAGES[p].meta.to_dict() for p in group(w) if IMAGES[p].native),
         code=bfconfig.code_hash("oci.py"),
     log:
         "logs/index/{image}/{release}/{variant}.log",
@@ -36,9 +23,7 @@ rule push:
         record="build/push/{image}/{release}/{variant}.json",
     params:
         registry=PLAN.registry,
-        tags=lambda w: [t for img in IMAGES.values() if img.native and
-                        (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)
-                        for t in img.meta.tags],
+        tags=lambda w: [t for p in group(w) if IMAGES[p].native for t in IMAGES[p].meta.tags],
         code=bfconfig.code_hash("publish.py"),
     log:
         "logs/push/{image}/{release}/{variant}.log",
@@ -47,11 +32,31 @@ rule push:
 
 
 rule push_app:
+    wildcard_constraints:
+        app=alternation(DECLARATIVE),
     input:
         archive="build/apps/{app}.oci.tar",
         smoke="build/smoke/apps/{app}.ok",
     output:
         record="build/push/apps/{app}.json",
+    params:
+        registry=PLAN.registry,
+        tags=lambda w: list(APPS[w.app].meta.tags),
+        code=bfconfig.code_hash("publish.py"),
+    log:
+        "logs/push/apps/{app}.log",
+    script:
+        "../scripts/push.py"
+
+
+rule push_built_app:
+    input:
+        engine="build/engine/apps/{app}.json",
+        smoke="build/smoke/apps/{app}.ok",
+    output:
+        record="build/push/apps/{app}.json",
+    wildcard_constraints:
+        app=alternation(DOCKERFILE),
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),

@@ -1,4 +1,4 @@
-"""Rules push and push_app: copy an OCI archive (image or multi-arch index) to the registry under every tag."""
+"""Rules push, push_app, push_built_app: copy an image (OCI archive, multi-arch index, or the engine's) to the registry."""
 
 from baseforge.publish import push
 from baseforge.run import job
@@ -6,4 +6,10 @@ from baseforge.run import job
 snakemake = snakemake  # noqa: F821 - injected by Snakemake
 
 with job(snakemake):
-    push(snakemake.input.archive, snakemake.params.registry, snakemake.params.tags, snakemake.output.record)
+    push(
+        snakemake.input.get("archive"),
+        snakemake.params.registry,
+        snakemake.params.tags,
+        snakemake.output.record,
+        engine_record=snakemake.input.get("engine"),
+    )

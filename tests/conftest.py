@@ -79,7 +79,7 @@ def make_workdir(path: Path, config_text: str) -> Path:
         dest = path / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dest)
+            shutil.copytree(src, dest, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dest)
     (path / "config/config.yaml").write_text(config_text)

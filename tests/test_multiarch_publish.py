@@ -30,12 +30,19 @@ apps:
     build: gcc -static -Os -s -o "$OUT/hello" hello.c
     cmd: [/hello]
     expect: Hello from baseforge!
+  note:
+    dockerfile: apps/note
+    expect: built by docker
 """
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, engine, registry, workflow):
-    work = workflow.make(tmp_path_factory.mktemp("pub"), CONFIG.format(cache=tmp_path_factory.mktemp("debs"), registry=registry))
+    work = tmp_path_factory.mktemp("pub")
+    (work / "apps/note").mkdir(parents=True)
+    (work / "apps/note/Dockerfile").write_text(
+        "FROM bfpub/busybox:bookworm\nRUN echo built by docker > /note\nCMD [\"cat\", \"/note\"]\n")
+    workflow.make(work, CONFIG.format(cache=tmp_path_factory.mktemp("debs"), registry=registry))
     workflow.run(work)
     return work
 
@@ -69,7 +76,11 @@ def test_registry_holds_the_index_with_both_architectures(published, registry):
         assert local["manifest_digest"] in {m["digest"] for m in index["manifests"]}
     assert skopeo_raw(f"docker://{registry}/bfpub/busybox:latest") == index_raw
     app = json.loads(skopeo_raw(f"docker://{registry}/bfpub/hello:latest"))
-    assert app["layers"] and app["config"]["digest"]
+    local = json.loads((published / "build/apps/hello.json").read_text())
+    assert app["config"]["digest"] == local["image_id"]
+    built = json.loads(skopeo_raw(f"docker://{registry}/bfpub/note:latest"))
+    engine_id = json.loads((published / "build/engine/apps/note.json").read_text())["image_id"]
+    assert built["config"]["digest"] == engine_id
 
 
 def test_pushing_the_same_digest_again_is_a_no_op(published, workflow):
@@ -78,3 +89,6 @@ def test_pushing_the_same_digest_again_is_a_no_op(published, workflow):
     workflow.run(published)
     record = json.loads((published / "build/push/busybox/bookworm/default.json").read_text())
     assert record["pushed"] == [] and set(record["unchanged"]) == {"bfpub/busybox:bookworm", "bfpub/busybox:latest"}
+    for app in ("hello", "note"):
+        record = json.loads((published / f"build/push/apps/{app}.json").read_text())
+        assert record["pushed"] == [] and record["unchanged"] == [f"bfpub/{app}:latest"]

@@ -45,6 +45,9 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
                 f"--setup-hook=sync-in {cell.package_cache} /var/cache/apt/archives/",
                 f"--customize-hook=sync-out /var/cache/apt/archives {incoming}",
+                # sync-in copied the cache folder's own mode onto archives/: put Debian's back, so the
+                # image does not depend on how the cache folder was created
+                '--customize-hook=chmod 0755 "$1"/var/cache/apt/archives',
             ]
         argv += [cell.release, str(out_tar)]
         argv += [src.deb_line() for src in cell.sources]
