@@ -18,7 +18,7 @@ import yaml
 from . import bootstrap, distro
 from .epoch import release_date
 from .errors import BaseforgeError
-from .spec import PLATFORMS, CellSpec, ImageMeta
+from .spec import CellSpec, ImageMeta
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -37,6 +37,7 @@ class ImagePlan:
     checks: tuple[Any, ...] = ()
     os_release: dict[str, str] = field(default_factory=dict)
     native: bool = True
+    epoch_source: str = "config"
 
     @property
     def path(self) -> str:
@@ -44,7 +45,8 @@ class ImagePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cell": self.cell.to_dict(), "meta": self.meta.to_dict(), "family": self.family, "load": self.load,
-                "checks": list(self.checks), "os_release": self.os_release, "uname": self.cell.platform.uname}
+                "checks": list(self.checks), "os_release": self.os_release, "uname": self.cell.platform.uname,
+                "epoch_source": self.epoch_source}
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,11 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
         for r, release in enumerate(spec["releases"]):
             sources = preset.sources(release, mirrors, options)
             epoch = spec.get("epoch", config.get("epoch", "release"))
+            epoch_source = "config"
             if epoch == "release":
                 url = preset.release_file(release, sources)
                 epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and resolve_epochs else 0
+                epoch_source = f"Date of {url}" if url else "none (this distro has no Release file: 0)"
             for v, variant in enumerate(variants):
                 tags: list[str] = []
                 for t in preset.release_tags(release) + spec.get("aliases", {}).get(release, []):
@@ -211,7 +215,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                     )
                     images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=preset.family,
                                                 load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
-                                                os_release=preset.expected_os_release(release), native=a == 0)
+                                                os_release=preset.expected_os_release(release), native=a == 0,
+                                                epoch_source=epoch_source)
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
 

@@ -47,6 +47,7 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "suite": cell.release,
         "release_file": release_file(distro.get(cell.distro).release_file(cell.release, cell.sources)),
         "epoch": cell.epoch,
+        "epoch_source": plan.get("epoch_source", "config"),
         "rootfs_sha256": rootfs_info["sha256"],
         "packages": len(pkgs),
     }

@@ -45,7 +45,7 @@ def run(
             check=False,
         )
     except FileNotFoundError:
-        raise BaseforgeError(f"{args[0]} not found", hint=f"install it (see tools/install-deps) or put it on PATH") from None
+        raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
         tail = (proc.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]
         detail = ("\n    " + "\n    ".join(tail)) if tail else ""

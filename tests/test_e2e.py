@@ -99,7 +99,7 @@ def test_images_run_and_say_what_they_should(built, engine):
 def test_smoke_reports_and_summary(built):
     for report in (built / "build/smoke").rglob("*.ok"):
         lines = report.read_text().splitlines()
-        assert lines and all(l.startswith(("image\t", "PASS\t")) for l in lines), report
+        assert lines and all(line.startswith(("image\t", "PASS\t")) for line in lines), report
     rows = json.loads((built / "results/images.json").read_text())
     assert len(rows) == 5
     debian = next(r for r in rows if r["image"] == "debian/bookworm/default/amd64")
@@ -181,3 +181,19 @@ def test_verify_rebuilds_and_reports_a_changed_byte(built):
     bad = subprocess.run(verify, cwd=built, capture_output=True, text=True)
     assert bad.returncode == 1
     assert f"{cell}: rootfs DIFFERS" in bad.stdout and "etc/passwd: recorded" in bad.stdout
+
+
+def test_classic_debootstrap_and_docker_import(tmp_path, workflow, engine):
+    """The classic tar method, selectable per image: debootstrap … && tar -C rootfs -c . | docker import -"""
+    work = workflow.make(tmp_path, "namespace: bfclassic\npackage_cache: null\nimages:\n  classic:\n    distro: debian\n"
+                                   "    bootstrapper: debootstrap\n    load: import\n    releases: [bookworm]\n")
+    workflow.run(work)
+    rec = records(work)["classic/bookworm/default/amd64"]
+    assert rec["method"] == "import"
+    client = docker.DockerClient(base_url=engine)
+    image = client.images.get("bfclassic/classic:12")
+    assert image.id == rec["image_id"] and image.attrs["Config"]["Cmd"] == ["bash"]
+    assert image.labels["org.opencontainers.image.version"] == "bookworm"
+    out = client.containers.run(image.id, ["cat", "/etc/os-release"], remove=True, network_mode="none")
+    assert b"VERSION_CODENAME=bookworm" in out
+    assert "PASS\tos-release" in (work / "build/smoke/classic/bookworm/default/amd64.ok").read_text()

@@ -7,13 +7,10 @@ A plugin is one class in one module of this package (or of another package, regi
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import pkgutil
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BaseforgeError
+from .. import plugins
 from ..spec import CellSpec
 
 ENTRY_POINT_GROUP = "baseforge.bootstrappers"
@@ -47,27 +44,12 @@ class Bootstrapper:
 
 def available() -> list[str]:
     """Names of every bootstrapper: the modules of this package and the entry points."""
-    names = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(names)
+    return plugins.available(__name__, ENTRY_POINT_GROUP)
 
 
 def get(name: str) -> Bootstrapper:
     """Load and instantiate the bootstrapper called ``name``."""
-    if name not in Bootstrapper.registry:
-        eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-        if name in eps:
-            eps[name].load()
-        else:
-            try:
-                importlib.import_module(f"{__name__}.{name}")
-            except ModuleNotFoundError:
-                raise BaseforgeError(
-                    f"unknown bootstrapper {name!r}", hint=f"choose one of: {', '.join(available())}"
-                ) from None
-    if name not in Bootstrapper.registry:
-        raise BaseforgeError(f"bootstrapper module {name!r} registers no Bootstrapper subclass of that name")
-    return Bootstrapper.registry[name]()
+    return plugins.load(name, Bootstrapper.registry, __name__, ENTRY_POINT_GROUP, "bootstrapper")()
 
 
 def build_raw(cell: CellSpec, out_tar: Path) -> None:

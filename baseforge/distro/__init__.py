@@ -7,12 +7,9 @@ The bootstrappers in :mod:`baseforge.bootstrap` are the "how".
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import pkgutil
 from typing import Any, ClassVar
 
-from ..errors import BaseforgeError
+from .. import plugins
 from ..spec import PLATFORMS, Source
 
 ENTRY_POINT_GROUP = "baseforge.distros"
@@ -58,16 +55,10 @@ class Distro:
 
 
 def available() -> list[str]:
-    names = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(names)
+    """Names of every distro: the modules of this package and the entry points."""
+    return plugins.available(__name__, ENTRY_POINT_GROUP)
 
 
 def get(name: str) -> Distro:
-    if name not in Distro.registry:
-        eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-        try:
-            eps[name].load() if name in eps else importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError:
-            raise BaseforgeError(f"unknown distro {name!r}", hint=f"choose one of: {', '.join(available())}") from None
-    return Distro.registry[name]()
+    """Load and instantiate the distro called ``name``."""
+    return plugins.load(name, Distro.registry, __name__, ENTRY_POINT_GROUP, "distro")()
