@@ -34,7 +34,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
-    return doctor(Path(args.config), workdir=Path.cwd())
+    return doctor(Path(args.config), workdir=Path.cwd(), on_node=args.on_node)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_engine)
     p = sub.add_parser("doctor", help="check the host: engine, binfmt, subuid, bootstrappers, cache dirs")
     p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--on-node", action="store_true", help="check a cluster node (run it with srun): no engine, shared dirs")
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("verify", help="rebuild cells in a fresh directory and compare with the recorded digests")
     p.add_argument("cells", nargs="*", help="cell paths like debian/bookworm/default/amd64 (default: all)")

@@ -145,7 +145,9 @@ def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[d
 
 def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool = True) -> Plan:
     """Validate ``config`` and expand it; ``resolve_epochs=False`` skips asking mirrors (for tests)."""
-    validate(config)
+    # installed (not editable), e.g. in a cluster venv, the package has no repository around it: use the
+    # schema of the workflow being run
+    validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
     namespace = config.get("namespace", "baseforge")
     mirrors = config.get("mirrors", {})
     cache = config.get("package_cache", ".baseforge/cache/debs")
@@ -175,7 +177,10 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
             if preset.releases:
                 check_choice(release, list(preset.releases), f"{where}.releases[{i}]", f"release of {dname}")
         variants = _variants(spec, preset, where)
-        options = {**spec.get("options", {}), "components": spec.get("components", ["main"]), "updates": spec.get("updates", True)}
+        family = preset.image_family(spec.get("options", {}))
+        # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
+        options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
+                   "updates": spec.get("updates", True)}
         for r, release in enumerate(spec["releases"]):
             sources = preset.sources(release, mirrors, options)
             epoch = spec.get("epoch", config.get("epoch", "release"))
@@ -208,12 +213,12 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                     )
                     meta = ImageMeta(
                         title=f"{repo(namespace, name)}:{tags[0]}", version=release, created=int(epoch), arch=arch,
-                        tags=full, cmd=tuple(spec.get("cmd", ["sh"] if preset.family != "debian" else ["bash"])),
+                        tags=full, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
                         env=tuple(f"{k}={val}" for k, val in sorted({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec.get("env", {})}.items())),
                         labels=dict(spec.get("labels", {})), base_name="scratch",
                         comment=f"baseforge {bname} {dname} {release} {variant['name']} {arch}",
                     )
-                    images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=preset.family,
+                    images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=family,
                                                 load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
                                                 os_release=preset.expected_os_release(release), native=a == 0,
                                                 epoch_source=epoch_source)

@@ -55,6 +55,23 @@ def subid_problem(user: str) -> str | None:
     return None
 
 
+def userns_problem() -> str | None:
+    """Why this unprivileged user cannot map its subordinate ids into a user namespace, or None."""
+    clone = Path("/proc/sys/kernel/unprivileged_userns_clone")  # Debian kernels before 6.x
+    if clone.exists() and clone.read_text().strip() != "1":
+        return "unprivileged user namespaces are off: `sysctl -w kernel.unprivileged_userns_clone=1` (as root)"
+    limit = Path("/proc/sys/user/max_user_namespaces")
+    if limit.exists() and limit.read_text().strip() == "0":
+        return "user namespaces are off: `sysctl -w user.max_user_namespaces=15000` (as root)"
+    for helper in ("newuidmap", "newgidmap"):
+        path = shutil.which(helper)
+        if path is None:
+            return f"{helper} not found: install the uidmap package"
+        if not os.stat(path).st_mode & 0o4000:
+            return f"{path} is not setuid root: `chmod u+s {path}` (or reinstall uidmap)"
+    return None
+
+
 def writable(path: Path) -> str | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -66,11 +83,16 @@ def writable(path: Path) -> str | None:
         return f"{path} is not writable: {err.strerror}"
 
 
-def checks(plan: config.Plan, cfg: dict) -> list[Check]:
+def checks(plan: config.Plan, cfg: dict, on_node: bool = False) -> list[Check]:
+    """``on_node``: run on a cluster node (`srun python3 -m baseforge doctor --on-node`), where the engine is
+    not needed unless ``engine.on_nodes`` is set, but the shared work and cache folders are."""
     out = []
     url = engine.host()
-    out.append(Check("engine", daemon.answers(url), f"{url}" if daemon.answers(url) else
-                     f"no Docker Engine answers at {url}: `tools/engine start`, or export DOCKER_HOST=…"))
+    if on_node and not (cfg.get("engine") or {}).get("on_nodes"):
+        out.append(Check("engine", None, "not needed on a cluster node (engine rules run on the submit host)"))
+    else:
+        out.append(Check("engine", daemon.answers(url), f"{url}" if daemon.answers(url) else
+                         f"no Docker Engine answers at {url}: `tools/engine start`, or export DOCKER_HOST=…"))
     for arch in sorted({img.cell.arch for img in plan.images.values()}):
         problem = binfmt_problem(arch)
         out.append(Check(f"binfmt {arch}", problem is None, problem or ("native" if arch == host_arch() else "qemu-user")))
@@ -78,7 +100,7 @@ def checks(plan: config.Plan, cfg: dict) -> list[Check]:
     if os.geteuid() == 0:
         out.append(Check("rootless (subuid/subgid)", None, "running as root: mmdebstrap --mode=root"))
     else:
-        problem = subid_problem(user)
+        problem = subid_problem(user) or userns_problem()
         out.append(Check("rootless (subuid/subgid)", problem is None, problem or f"{user}: mmdebstrap --mode=unshare"))
     for name in sorted({img.cell.bootstrapper for img in plan.images.values()}):
         missing = [b for b in bootstrap.get(name).binaries if shutil.which(b) is None]
@@ -88,15 +110,19 @@ def checks(plan: config.Plan, cfg: dict) -> list[Check]:
     caches = [Path(c) for c in {img.cell.package_cache for img in plan.images.values()} if c]
     if os.environ.get("SNAKEMAKE_OUTPUT_CACHE"):
         caches.append(Path(os.environ["SNAKEMAKE_OUTPUT_CACHE"]))
+    if on_node:
+        caches.append(Path.cwd() / "build")  # the shared file system the jobs write their outputs to
     for path in caches:
         problem = writable(path)
         out.append(Check(f"cache {path}", problem is None, problem or "writable"))
     return out
 
 
-def doctor(config_path: Path, workdir: Path) -> int:
+def doctor(config_path: Path, workdir: Path, on_node: bool = False) -> int:
     cfg = config.load(config_path)
-    results = checks(config.plan(cfg, workdir), cfg)
+    results = checks(config.plan(cfg, workdir), cfg, on_node)
+    if on_node:
+        print(f"node {platform.node()}, user {pwd.getpwuid(os.geteuid()).pw_name}")
     width = max(len(c.name) for c in results)
     for c in results:
         status = {True: "ok", False: "FAIL", None: "-"}[c.ok]

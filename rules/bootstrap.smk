@@ -7,7 +7,10 @@ rule bootstrap:
         tar="build/raw/{image}/{release}/{arch}/{raw}.tar",
     params:
         cell=raw_cell,
-        code=bfconfig.code_hash("bootstrap", "spec.py", "run.py", "pkgcache.py"),
+        # the plugin this cell uses, not the whole package: adding or changing another bootstrapper
+        # must not rebuild (or miss the cache of) every rootfs
+        code=lambda w: bfconfig.code_hash("bootstrap/__init__.py", f"bootstrap/{raw_cell(w)['bootstrapper']}.py",
+                                          "spec.py", "run.py", "pkgcache.py"),
     log:
         "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
     resources:

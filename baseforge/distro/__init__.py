@@ -53,6 +53,26 @@ class Distro:
         """URL of the file whose date is the release's default SOURCE_DATE_EPOCH, if any."""
         return None
 
+    def image_family(self, options: dict[str, Any]) -> str:
+        """The family pack() treats an image as; a preset whose family depends on its options overrides this."""
+        return self.family
+
+    def mirror(self, mirrors: dict[str, str], options: dict[str, Any], key: str | None = None) -> str:
+        """The image's ``options.mirror``, else config ``mirrors.<key>`` (default: the preset's name).
+
+        There are no built-in public host names: a preset without a configured mirror says how to set one.
+        """
+        from ..errors import BaseforgeError
+
+        key = key or self.name
+        url = options.get("mirror") if key == self.name else None
+        url = url or mirrors.get(key)
+        if not url:
+            raise BaseforgeError(f"no mirror configured for {self.name}",
+                                 hint=f"set mirrors: {{{key}: <URL of your {key} mirror>}} in config/config.yaml, "
+                                      "or options: {mirror: <URL>} on the image")
+        return url.rstrip("/")
+
 
 def available() -> list[str]:
     """Names of every distro: the modules of this package and the entry points."""

@@ -118,6 +118,8 @@ alive() {
     local exe; exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
     case "$1" in
         mariadb) [[ "$exe" == *mariadbd* || "$exe" == *mysqld* ]] ;;
+        # munged starts through setpriv, which execs it: for a moment the PID still runs setpriv
+        munged)  [[ "$exe" == *munged* || "$exe" == */setpriv ]] ;;
         *)       [[ "$exe" == *"$1"* ]] ;;
     esac
 }

@@ -1,0 +1,80 @@
+"""apk: Alpine's package manager, statically linked (apk.static), from a path or a URL on your mirror.
+
+``options: {apk: /usr/local/sbin/apk.static}`` or ``{apk: http://<alpine mirror>/…/apk.static,
+apk_sha256: …}``; the image's ``keyrings:`` are the repository's public keys (``*.rsa.pub``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import BaseforgeError
+from ..run import run
+from ..spec import CellSpec
+from . import Bootstrapper
+
+#: Debian architecture -> apk --arch
+ARCH = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7", "armel": "armhf", "i386": "x86",
+        "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def fetch_apk(cell: CellSpec, workdir: Path) -> Path:
+    """The apk binary: a local path as is, or a download checked against ``apk_sha256``."""
+    where = cell.options.get("apk")
+    if not where:
+        raise BaseforgeError(f"{cell.id}: no static apk configured",
+                             hint="set options: {apk: <path or URL of apk.static>} (Debian packages none)")
+    if urlparse(where).scheme not in ("http", "https", "file"):
+        if not Path(where).is_file():
+            raise BaseforgeError(f"{cell.id}: options.apk {where} does not exist")
+        return Path(where).resolve()
+    want = cell.options.get("apk_sha256")
+    if not want:
+        raise BaseforgeError(f"{cell.id}: options.apk is a URL without apk_sha256",
+                             hint="add apk_sha256: <sha256sum of apk.static>, so a changed binary is noticed")
+    target = workdir / "apk.static"
+    with urllib.request.urlopen(where, timeout=60) as resp, open(target, "wb") as f:
+        shutil.copyfileobj(resp, f)
+    got = hashlib.sha256(target.read_bytes()).hexdigest()
+    if got != want:
+        raise BaseforgeError(f"{where}: sha256 {got}, expected {want}", hint="fix options.apk_sha256 or the mirror")
+    target.chmod(0o755)
+    return target
+
+
+class Apk(Bootstrapper, name="apk"):
+    def argv(self, cell: CellSpec, apk: Path, root: Path, keys: Path) -> list[str]:
+        """The apk command line for ``cell`` (a pure function, so tests can check it)."""
+        argv = [str(apk), "--root", str(root), "--initdb", "--keys-dir", str(keys), "--arch", ARCH[cell.arch],
+                "--repositories-file", "/dev/null", "--update-cache", "--no-progress"]
+        for src in cell.sources:
+            argv += ["--repository", src.url]
+        return argv + ["add", *cell.packages]
+
+    def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
+        workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
+        if os.geteuid() != 0:
+            raise BaseforgeError(f"apk --root needs root, and {cell.id} is being built as uid {os.geteuid()}")
+        if not cell.keyrings:
+            raise BaseforgeError(f"{cell.id}: apk checks index signatures and this image lists no keys",
+                                 hint="add keyrings: [<alpine-devel@…rsa.pub files>] to the image")
+        apk = fetch_apk(cell, workdir)
+        keys = workdir / "keys"
+        keys.mkdir()
+        for k in cell.keyrings:
+            shutil.copy(k, keys / Path(k).name)
+        root = workdir / "rootfs"
+        (root / "etc/apk/keys").mkdir(parents=True)
+        for k in keys.iterdir():
+            shutil.copy(k, root / "etc/apk/keys" / k.name)  # apk in the image checks the same keys
+        run(self.argv(cell, apk, root, keys), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
+        (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in cell.sources))
+        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cf", out_tar, "."])
+
+    def version(self) -> str:
+        return "unknown"

@@ -1,0 +1,35 @@
+"""CentOS Stream, and the base of the RHEL rebuilds (Rocky, AlmaLinux): dnf from BaseOS + AppStream.
+
+A repository is one ``Source``: its URL (``$basearch`` is left for dnf to fill in) and its repo id.
+``components:`` names the repositories (default BaseOS and AppStream; CRB, extras … on request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..spec import Source
+from . import Distro
+
+
+class CentosStream(Distro, name="centos-stream"):
+    family = "rpm"
+    bootstrappers = ("dnf",)
+    releases = {"9": "", "10": ""}
+    architectures = ("amd64", "arm64", "ppc64el", "s390x")
+    os_id = "centos"
+    components = ("BaseOS", "AppStream")
+    #: what a minimal container image holds (the distributions' own container kickstarts, trimmed)
+    packages = ("centos-stream-release", "bash", "coreutils-single", "glibc-minimal-langpack", "rpm", "dnf")
+    variants = {"default": {"packages": list(packages)}}
+
+    def repo_url(self, mirror: str, release: str, component: str) -> str:
+        return f"{mirror}/{release}-stream/{component}/$basearch/os/"
+
+    def sources(self, release: str, mirrors: dict[str, str], options: dict[str, Any]) -> tuple[Source, ...]:
+        mirror = self.mirror(mirrors, options)
+        components = options.get("components", self.components)
+        return tuple(Source(self.repo_url(mirror, release, c), c, ()) for c in components)
+
+    def expected_os_release(self, release: str) -> dict[str, str]:
+        return {"ID": self.os_id, "VERSION_ID": release} if self.os_id else {}

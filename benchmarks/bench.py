@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""How much does baseforge rebuild, and how fast is it against the plain pipeline and debuerreotype?
+
+    python3 benchmarks/bench.py [--keep] [--dir DIR]
+
+Runs, in a scratch directory (never this checkout's build/), on the default matrix (config/config.yaml)
+plus an extra Debian variant with ``packages: [curl]`` (its own bootstrap):
+
+  1. cold build: empty package cache, empty between-workflow cache (``--cache``);
+  2. no-op rerun of the same command;
+  3. a fresh clone with the warm between-workflow cache: how long, and how many bootstraps really ran;
+  4. the curl variant's bootstrap alone, with a warm package cache and with a cold one;
+  5. one cold Debian cell (bootstrap -> rootfs.tar -> image in the engine), side by side with
+     the floor ``mmdebstrap … - | docker import -`` and Debian's recipe through debuerreotype
+     (init, minimizing-config, fixup, tar, then docker import), for the same suite and mirror.
+
+Needs root (mmdebstrap --mode=root, debuerreotype), a Docker Engine (DOCKER_HOST) and the Debian
+mirror of the host's apt sources (baseforge.mirror). Prints one table; it is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from baseforge import config as bfconfig
+from baseforge import engine
+from baseforge.mirror import default_mirror
+
+WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps", "profiles")
+NAMESPACE = "bfbench"
+CELL = "debian/bookworm/default/amd64"
+SUITE = "bookworm"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def timed(argv: list[str], cwd: Path, env: dict | None = None, shell: bool = False, logfile: Path | None = None) -> float:
+    """Run a command to completion; its seconds of wall time. Output goes to ``logfile``."""
+    logfile = logfile or cwd / "bench.log"
+    with open(logfile, "ab") as out:
+        out.write(f"\n$ {argv if shell else ' '.join(map(str, argv))}\n".encode())
+        out.flush()
+        start = time.monotonic()
+        proc = subprocess.run(argv, check=False, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                              shell=shell, executable="/bin/bash" if shell else None)
+        took = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = logfile.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"bench: {argv} failed ({proc.returncode}); see {logfile}:\n{tail}")
+    return took
+
+
+SOURCE = ROOT  # snapshot() points it at a copy taken when the benchmark starts
+
+
+def snapshot(dest: Path) -> None:
+    """Benchmark one version of the code: copy the workflow and the baseforge package once, and run
+    every clone from that copy (PYTHONPATH), so edits to this checkout during a run change nothing."""
+    global SOURCE
+    dest.mkdir(parents=True)
+    for name in (*WORKFLOW, "baseforge"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    SOURCE = dest
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(dest), os.environ.get("PYTHONPATH")) if p)
+
+
+def clone(dest: Path, cfg: dict, namespace: str) -> Path:
+    """A copy of the workflow, as a user's clone would have it, with ``cfg`` as its config."""
+    dest.mkdir(parents=True)
+    for name in WORKFLOW:
+        src = SOURCE / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    (dest / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    dockerfile = dest / "apps/greeter/Dockerfile"
+    if dockerfile.exists():  # the greeter builds FROM this clone's namespace
+        dockerfile.write_text(dockerfile.read_text().replace("baseforge/debian", f"{namespace}/debian"))
+    return dest
+
+
+def matrix(pkgcache: Path, namespace: str = NAMESPACE, apps: bool = True) -> dict:
+    """config/config.yaml plus a curl variant of the Debian image (which needs its own bootstrap)."""
+    cfg = yaml.safe_load((SOURCE / "config/config.yaml").read_text())
+    cfg["namespace"] = namespace
+    cfg["package_cache"] = str(pkgcache)
+    cfg["images"]["debian"]["variants"] = list(cfg["images"]["debian"]["variants"]) + [{"name": "curl", "packages": ["curl"]}]
+    if not apps:
+        cfg.pop("apps", None)
+    return cfg
+
+
+def snakemake(work: Path, *args: str, env: dict | None = None) -> float:
+    return timed(["snakemake", "--cores", "4", *args], work, env=env)
+
+
+def bootstraps_run(work: Path) -> int:
+    """Bootstrap jobs that really ran: a job fetched from the between-workflow cache writes no log."""
+    return len([p for p in work.glob("logs/bootstrap/**/*.log") if p.stat().st_size])  # an empty one may be created
+
+
+def downloaded(work: Path) -> int:
+    """.deb files the bootstraps of ``work`` downloaded: what they added to the package cache (apt fetches
+    packages silently; its "Fetched" lines count only the indices, ~10 MB per bootstrap either way)."""
+    return sum(int(n) for f in work.glob("logs/bootstrap/**/*.log")
+               for n in re.findall(r"package cache .*: (\d+) new \.deb files", f.read_text(errors="replace")))
+
+
+def remove_images(prefixes: tuple[str, ...]) -> None:
+    """Drop our earlier benchmark images from the engine, so "cold" really loads."""
+    out = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=True)
+    tags = [t for t in out.stdout.split() if t.startswith(prefixes)]
+    if tags:
+        subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)
+    subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", type=Path, help="scratch directory (default: a new one under /var/tmp)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args()
+    base = args.dir or Path(tempfile.mkdtemp(prefix="baseforge-bench-", dir="/var/tmp"))
+    base.mkdir(parents=True, exist_ok=True)
+    log(f"scratch directory {base}; command output in */bench.log")
+    os.environ.setdefault("DOCKER_HOST", engine.host())  # the docker CLI finds a private engine too
+    remove_images((f"{NAMESPACE}/", f"{NAMESPACE}-"))
+    snapshot(base / "src")
+    results: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    try:
+        mirror = default_mirror()
+        plan = bfconfig.plan(matrix(base / "unused", apps=False), base)
+        sources = [s.deb_line() for s in plan.images[CELL].cell.sources]
+        epoch = plan.images[CELL].cell.epoch
+
+        # 5a. the floor: the plain pipeline, cold, same sources
+        floor = base / "floor"
+        floor.mkdir()
+        cmd = ("set -o pipefail; mmdebstrap --mode=root --variant=minbase --architectures=amd64 --format=tar "
+               f"{SUITE} - " + " ".join(f"'{s}'" for s in sources) + f" | tee rootfs.tar | docker import - {NAMESPACE}-floor:{SUITE}")
+        log("floor: mmdebstrap | docker import -")
+        results["floor"] = timed(cmd, floor, shell=True, env={"SOURCE_DATE_EPOCH": str(epoch)})
+        sizes = {"floor": (floor / "rootfs.tar").stat().st_size}
+
+        # 5b. Debian's recipe via debuerreotype (its init needs a mirror: --non-debian takes ours, not snapshot)
+        deb = base / "debuerreotype"
+        deb.mkdir()
+        log("debuerreotype: init, minimizing-config, fixup, tar, docker import")
+        cmd = ("set -e; debuerreotype-init --non-debian rootfs " + SUITE + " " + mirror + "; "
+               "debuerreotype-minimizing-config rootfs; debuerreotype-fixup rootfs; "
+               "debuerreotype-tar rootfs rootfs.tar; "
+               f"docker import rootfs.tar {NAMESPACE}-debuerreotype:{SUITE}")
+        results["debuerreotype"] = timed(cmd, deb, shell=True)
+        sizes["debuerreotype"] = (deb / "rootfs.tar").stat().st_size
+        shutil.rmtree(deb / "rootfs", ignore_errors=True)
+
+        # 5c. one cold Debian cell through the workflow, with its own empty package cache
+        cell = clone(base / "cell", matrix(base / "cell-debs", f"{NAMESPACE}-cell", apps=False), f"{NAMESPACE}-cell")
+        log(f"cold Debian cell: snakemake build/engine/{CELL}.json")
+        results["cell"] = snakemake(cell, f"build/engine/{CELL}.json")
+        sizes["ours"] = (cell / f"build/rootfs/{CELL}/rootfs.tar").stat().st_size
+
+        # 1. cold build of the matrix; 2. no-op rerun
+        outcache = base / "output-cache"
+        outcache.mkdir()
+        env = {"SNAKEMAKE_OUTPUT_CACHE": str(outcache)}
+        pkgcache = base / "debs"
+        a = clone(base / "a", matrix(pkgcache), NAMESPACE)
+        log("cold build of the matrix (--cache)")
+        results["cold"] = snakemake(a, "--cache", env=env)
+        notes["cold"] = f"{bootstraps_run(a)} bootstraps, {downloaded(a)} .debs downloaded"
+        log("no-op rerun")
+        results["noop"] = snakemake(a, "--cache", env=env)
+        results["noop_plain"] = snakemake(a)
+
+        # 3. a fresh clone, warm between-workflow cache
+        b = clone(base / "b", matrix(pkgcache), NAMESPACE)
+        log("fresh clone, warm between-workflow cache")
+        results["clone"] = snakemake(b, "--cache", env=env)
+        notes["clone"] = f"{bootstraps_run(b)} bootstraps ran"
+        results["clone_bootstraps"] = bootstraps_run(b)
+
+        # 4. the curl variant's bootstrap alone: warm package cache (the matrix filled it) vs an empty one
+        curl = next(img for img in bfconfig.plan(matrix(pkgcache, apps=False), base).images.values() if img.cell.variant == "curl")
+        raw = f"build/raw/debian/{SUITE}/amd64/{curl.raw_key}.tar"
+        for name, cache in (("variant_cold", base / "variant-debs"), ("variant_warm", pkgcache)):
+            work = clone(base / name, matrix(cache), NAMESPACE)
+            log(f"curl variant bootstrap, {name.split('_')[1]} package cache")
+            results[name] = snakemake(work, raw)
+            notes[name] = f"{downloaded(work)} .debs downloaded"
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+        remove_images((f"{NAMESPACE}-floor", f"{NAMESPACE}-debuerreotype", f"{NAMESPACE}-cell/"))
+
+    rows = [
+        ("cold build (matrix + curl variant)", results["cold"], "", "", notes["cold"]),
+        ("no-op rerun (--cache)", results["noop"], "<= 2 s", results["noop"] <= 2, ""),
+        ("no-op rerun (plain)", results["noop_plain"], "<= 2 s", results["noop_plain"] <= 2, ""),
+        ("fresh clone, warm output cache", results["clone"], "<= 0.10 x cold, 0 bootstraps",
+         results["clone"] <= 0.10 * results["cold"] and results["clone_bootstraps"] == 0,
+         f"{results['clone'] / results['cold']:.2f} x cold; {notes['clone']}"),
+        ("curl variant bootstrap, cold pkg cache", results["variant_cold"], "", "", notes["variant_cold"]),
+        ("curl variant bootstrap, warm pkg cache", results["variant_warm"], "<= 0.6 x cold",
+         results["variant_warm"] <= 0.6 * results["variant_cold"],
+         f"{results['variant_warm'] / results['variant_cold']:.2f} x cold; {notes['variant_warm']}"),
+        ("floor: mmdebstrap | docker import", results["floor"], "", "", f"tar {sizes['floor'] / 1e6:.1f} MB"),
+        ("debuerreotype recipe + docker import", results["debuerreotype"], "", "", f"tar {sizes['debuerreotype'] / 1e6:.1f} MB"),
+        ("cold Debian cell (ours)", results["cell"], "<= 1.15 x floor, <= 0.8 x debuerreotype",
+         results["cell"] <= 1.15 * results["floor"] and results["cell"] <= 0.8 * results["debuerreotype"],
+         f"{results['cell'] / results['floor']:.2f} x floor, {results['cell'] / results['debuerreotype']:.2f} x debuerreotype"),
+        ("default-variant tar size (ours)", sizes["ours"] / 1e6, "<= debuerreotype", sizes["ours"] <= sizes["debuerreotype"],
+         f"{sizes['ours'] / sizes['debuerreotype']:.2f} x debuerreotype, {sizes['ours'] / sizes['floor']:.2f} x floor (MB)"),
+    ]
+    print(f"{'measurement':40} {'value':>8}  {'target':38} {'met':4} notes")
+    for name, value, target, ok, note in rows:
+        met = "" if ok == "" else ("yes" if ok else "NO")
+        print(f"{name:40} {value:8.1f}  {target:38} {met:4} {note}")
+    print(json.dumps({"seconds": results, "bytes": sizes}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Caches: Snakemake's between-workflow output cache (bootstrap, pack, image) and the .deb package cache."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from baseforge import pkgcache
+from baseforge.bootstrap import get
+from baseforge.spec import CellSpec, Source
+
+BUSYBOX = """namespace: bfcache
+epoch: 1700000000
+images:
+  busybox:
+    releases: [bookworm]
+    cmd: [sh]
+  tiny:                         # the same spec under another name: it differs only in the wildcard
+    distro: busybox
+    releases: [bookworm]
+    cmd: [sh]
+"""
+
+
+@pytest.mark.e2e
+def test_a_fresh_clone_takes_every_artifact_from_the_cache(tmp_path, engine, workflow):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {"SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    # the default package cache: a path inside the clone, which must not make the clones' entries differ
+    first = workflow.make(tmp_path / "first", BUSYBOX)
+    workflow.run(first, "--cache", env=env)
+    stored = sorted(p.name for p in cache.iterdir())
+    bootstraps = [p for p in stored if len(p) == len("0" * 64 + ".tar")]
+    # two cells that differ only in a wildcard have an entry each, for every cached rule
+    assert len(bootstraps) == 2
+    assert sum(p.endswith("_tar.tar") for p in stored) == 2 and sum(p.endswith("_archive.tar") for p in stored) == 2
+    assert sum(p.endswith("_manifest.tsv") for p in stored) == 2 and sum(p.endswith("_info.json") for p in stored) == 4
+
+    second = workflow.make(tmp_path / "second", BUSYBOX)
+    proc = workflow.run(second, "--cache", env=env)
+    assert sorted(p.name for p in cache.iterdir()) == stored, "the second clone stored new entries: a cache miss"
+    for rule in ("bootstrap", "pack", "image"):  # a job fetched from the cache writes no log
+        assert not [p for p in second.glob(f"logs/{rule}/**/*.log") if p.stat().st_size], f"a {rule} job ran"
+    for out in ("build/raw/busybox/bookworm/amd64/minbase.tar", "build/rootfs/tiny/bookworm/default/amd64/rootfs.tar",
+                "build/oci/busybox/bookworm/default/amd64.oci.tar"):
+        assert (second / out).is_symlink() and Path(os.readlink(second / out)).parent == cache, out
+    assert "from cache" in proc.stderr
+    # and a rerun of either clone has nothing to do
+    assert "Nothing to be done" in workflow.run(second, "--cache", "-n", env=env).stdout
+
+
+def test_package_cache_merge_is_atomic_and_safe_in_parallel(tmp_path):
+    cache = tmp_path / "debs"
+    cache.mkdir()
+    jobs = []
+    for j in range(4):
+        incoming = tmp_path / f"job{j}"
+        incoming.mkdir()
+        for i in range(30):
+            (incoming / f"pkg{i}_1.0_amd64.deb").write_bytes(bytes([i]) * 100_000)
+        (incoming / "partial").mkdir()  # apt's partial/ and lock are not .deb files: never merged
+        (incoming / "lock").write_bytes(b"")
+        jobs.append(incoming)
+    added = []
+    threads = [threading.Thread(target=lambda d=d: added.append(pkgcache.merge(d, cache))) for d in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"pkg{i}_1.0_amd64.deb" for i in range(30))
+    assert all((cache / f"pkg{i}_1.0_amd64.deb").read_bytes() == bytes([i]) * 100_000 for i in range(30))
+    assert sum(added) >= 30  # a race may copy a file twice (same bytes); none is lost or half-written
+    assert not list(tmp_path.glob(".debs.incoming/*")), "no staging leftovers"
+    assert pkgcache.merge(jobs[0], cache) == 0
+
+
+def test_mmdebstrap_is_given_the_package_cache_as_an_absolute_path(tmp_path, monkeypatch):
+    """The rule passes it relative to the work directory (so clones share cache entries); the job resolves it."""
+    seen = {}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("baseforge.bootstrap.mmdebstrap.run", lambda argv, env=None: seen.setdefault("argv", argv))
+    monkeypatch.setattr("baseforge.bootstrap.mmdebstrap.pkgcache.merge", lambda incoming, cache: seen.setdefault("cache", cache))
+    cell = CellSpec(image="debian", distro="debian", release="bookworm", variant="default", arch="amd64",
+                    bootstrapper="mmdebstrap", sources=(Source("http://m.invalid/debian", "bookworm"),),
+                    package_cache=".baseforge/cache/debs")
+    (tmp_path / "w").mkdir()
+    get("mmdebstrap").bootstrap(cell, tmp_path / "out.tar", tmp_path / "w")
+    assert f"--setup-hook=sync-in {tmp_path}/.baseforge/cache/debs /var/cache/apt/archives/" in seen["argv"]
+    assert seen["cache"] == tmp_path / ".baseforge/cache/debs" and seen["cache"].is_dir()
+    assert "--dpkgopt=force-unsafe-io" in seen["argv"]
+
+
+def rx_bytes() -> int:
+    """Bytes received on every interface but lo: how much a bootstrap downloaded (roughly)."""
+    total = 0
+    for line in Path("/proc/net/dev").read_text().splitlines()[2:]:
+        name, data = line.split(":", 1)
+        if name.strip() != "lo":
+            total += int(data.split()[0])
+    return total
+
+
+@pytest.mark.e2e
+def test_a_warm_package_cache_downloads_no_packages_and_stays_out_of_the_image(tmp_path, caplog):
+    """Two real minbase bootstraps with one package cache: the second fetches only the indices."""
+    import logging
+
+    from baseforge.bootstrap import build_raw
+    from baseforge.config import plan
+
+    caplog.set_level(logging.INFO, logger="baseforge")
+    cfg = {"epoch": 1700000000, "package_cache": str(tmp_path / "debs"), "images": {"debian": {"releases": ["bookworm"]}}}
+    cell = plan(cfg, tmp_path, resolve_epochs=False).images["debian/bookworm/default/amd64"].cell
+    received = []
+    for n in (1, 2):
+        before = rx_bytes()
+        build_raw(cell, tmp_path / f"raw{n}.tar")
+        received.append(rx_bytes() - before)
+    debs = list((tmp_path / "debs").glob("*.deb"))
+    size = sum(p.stat().st_size for p in debs)
+    assert len(debs) > 50 and not list((tmp_path / "debs").glob("*.part"))
+    messages = [r.getMessage() for r in caplog.records if "new .deb files" in r.getMessage()]
+    assert messages[0].endswith(f"{len(debs)} new .deb files") and messages[1].endswith(": 0 new .deb files")
+    # the second bootstrap downloaded well under the packages' size (the indices are ~10 MB either way)
+    assert received[1] < received[0] - 0.8 * size, (received, size)
+    for n in (1, 2):
+        with tarfile.open(tmp_path / f"raw{n}.tar") as tf:
+            names = tf.getnames()
+        assert not [m for m in names if m.endswith(".deb")], "a .deb of the package cache is in the rootfs"
+        assert not [m for m in names if m.endswith("dpkg.cfg.d/99mmdebstrap")]
