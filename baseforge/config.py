@@ -208,7 +208,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                         image=name, distro=dname, release=release, variant=variant["name"], arch=arch,
                         bootstrapper=bname, sources=sources, packages=packages,
                         keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
-                        slim=bool(variant.get("slim", False)), package_cache=str((workdir / cache).resolve()) if cache else None,
+                        slim=bool(variant.get("slim", False)), package_cache=cache or None,
                         options=spec.get("options", {}),
                     )
                     meta = ImageMeta(

@@ -46,17 +46,10 @@ def raw_cell(w):
     for img in IMAGES.values():
         c = img.cell
         if (c.image, c.release, c.arch, img.raw_key) == (w.image, w.release, w.arch, w.raw):
-            return {**c.to_dict(), "package_cache": portable(c.package_cache)}
+            # package_cache stays as configured (relative to the work directory, or a shared absolute
+            # path): params are the between-workflow cache key, and every clone must find the entry
+            return c.to_dict()
     raise ValueError(f"no cell bootstraps build/raw/{w.image}/{w.release}/{w.arch}/{w.raw}.tar")
-
-
-def portable(path):
-    # The package cache makes a bootstrap faster, never different; but params are the between-workflow
-    # cache key, so an absolute path under this clone would keep every other clone from sharing the
-    # entry. Give it relative to the work directory (the job resolves it); a path outside stays as is.
-    if path and Path(path).is_relative_to(Path.cwd().resolve()):
-        return str(Path(path).relative_to(Path.cwd().resolve()))
-    return path
 
 
 def raw_tar(w):
