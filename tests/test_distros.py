@@ -368,3 +368,24 @@ def test_workflow_builds_rocky_ubuntu_and_a_tarball_and_smoke_tests_them(tmp_pat
         assert f"ID={os_id or 'fixture'}".encode() in out
     assert "PASS\tgrep -q ID=fixture /etc/os-release" in (work / "build/smoke/imported/1/default/amd64.ok").read_text()
     assert client.images.get("bfdistros/ubuntu:24.04").attrs["Created"].startswith("20")
+
+
+@pytest.mark.parametrize("name, release, layout, empty", [
+    ("fedora", "41", "fedora/releases/41/Everything/x86_64/os", ("fedora/updates/41/Everything/x86_64",)),
+    ("almalinux", "9", "almalinux/9/BaseOS/x86_64/os", ("almalinux/9/AppStream/x86_64/os",)),
+    ("centos-stream", "10", "centos-stream/10-stream/BaseOS/x86_64/os", ("centos-stream/10-stream/AppStream/x86_64/os",)),
+])
+def test_every_rpm_preset_builds_with_dnf_from_its_own_mirror_layout(tmp_path, keys, name, release, layout, empty):
+    """Each RHEL-family preset, for real: its repository layout served on 127.0.0.1, dnf --installroot, pack."""
+    os_id = "centos" if name == "centos-stream" else name
+    root = repos.rpm_repo(tmp_path / "mirror", keys["good"], os_id, release, layout, empty=empty)
+    with repos.serve(root) as url:
+        img = one({name: {**rocky_image(url, keys["good"].armored), "releases": [release],
+                          "options": {"mirror": f"{url}/{name}"}}})
+        bootstrap.build_raw(img.cell, tmp_path / "raw.tar")
+    pack.pack(tmp_path / "raw.tar", tmp_path / "rootfs.tar", epoch=img.cell.epoch, family=img.family)
+    os_release = read(tmp_path / "rootfs.tar", "etc/os-release")
+    for key, value in img.os_release.items():
+        assert f"{key}={value}" in os_release or f'{key}="{value}"' in os_release
+    out = members(tmp_path / "rootfs.tar")  # the rpmdb is kept (newer releases keep it in /usr/lib/sysimage)
+    assert "var/lib/rpm/rpmdb.sqlite" in out or "usr/lib/sysimage/rpm/rpmdb.sqlite" in out
