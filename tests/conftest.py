@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,10 @@ def make_workdir(path: Path, config_text: str) -> Path:
         else:
             shutil.copy2(src, dest)
     (path / "config/config.yaml").write_text(config_text)
+    namespace = re.search(r"^namespace: *(\S+)", config_text, re.MULTILINE)
+    dockerfile = path / "apps/greeter/Dockerfile"
+    if namespace and dockerfile.exists():  # the example app builds FROM this config's Debian image
+        dockerfile.write_text(dockerfile.read_text().replace("baseforge/debian", f"{namespace.group(1)}/debian"))
     return path
 
 

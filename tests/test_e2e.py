@@ -45,17 +45,10 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, engine, workflow, cache):
     """One full build of the small matrix; yields its work directory."""
-    work = make(workflow, tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache))
+    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache))
     workflow.run(work)
     return work
 
-
-def make(workflow, path: Path, config: str) -> Path:
-    """A fresh copy of the workflow with ``config``; the greeter app builds FROM this config's namespace."""
-    work = workflow.make(path, config)
-    dockerfile = work / "apps/greeter/Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace("baseforge/debian", "bftest/debian"))
-    return work
 
 
 def records(work: Path) -> dict[str, dict]:
@@ -152,7 +145,7 @@ def test_no_engine_says_how_to_point_docker_host_at_one(tmp_path, workflow, cach
 def test_two_builds_in_two_directories_are_byte_identical(built, tmp_path, workflow):
     """Reproducibility: same config + packages + epoch ⇒ same rootfs.tar bytes and image digests."""
     cfg = (built / "config/config.yaml").read_text()
-    other = make(workflow, tmp_path, cfg)
+    other = workflow.make(tmp_path, cfg)
     target = "build/oci/debian/bookworm/default/amd64.oci.tar"
     # a private package cache, so the second build downloads everything again
     workflow.run(other, target, "--config", f"package_cache={tmp_path / 'debs'}")

@@ -36,17 +36,11 @@ def jobs(workflow, work: Path, env: dict | None = None, *args: str) -> set[tuple
     return found
 
 
-def make(workflow, path: Path, config: str) -> Path:
-    work = workflow.make(path, config)
-    dockerfile = work / "apps/greeter/Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace("baseforge/debian", "bfinc/debian"))
-    return work
-
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory, workflow):
     """A work directory where every output exists (empty) and Snakemake's metadata says it is up to date."""
-    work = make(workflow, tmp_path_factory.mktemp("inc"), CONFIG)
+    work = workflow.make(tmp_path_factory.mktemp("inc"), CONFIG)
     out = workflow.run(work, "-n", env=NO_ENGINE).stdout
     for line in re.findall(r"^    output: (.*)$", out, re.MULTILINE):
         for f in line.split(", "):
