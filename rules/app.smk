@@ -16,6 +16,7 @@ rule app_image:
         code=bfconfig.code_hash("app.py", "oci.py", "spec.py", "run.py"),
     log:
         "logs/app/{app}.log",
+    cache: "omit-software"
     script:
         "../scripts/app_image.py"
 

@@ -56,5 +56,6 @@ rule sbom:
         code=bfconfig.code_hash("manifest.py", "provenance.py"),
     log:
         "logs/sbom/{image}/{release}/{variant}/{arch}.log",
+    cache: "omit-software"
     script:
         "../scripts/sbom.py"
