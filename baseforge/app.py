@@ -71,7 +71,7 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     write_atomic(info, json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def build_dockerfile_app(app: dict[str, Any], base_record: str | None, base_tags: list[str], record: str) -> None:
+def build_dockerfile_app(app: dict[str, Any], base_record: str | None, record: str) -> None:
     """Rule app_build: make the FROM tags point at the exact base we built, then ``docker build``."""
     meta = ImageMeta.from_dict(app["meta"])
     client = engine.connect()

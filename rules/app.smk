@@ -49,7 +49,6 @@ rule app_build:
         app=alternation(DOCKERFILE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        base_tags=lambda w: list(IMAGES[APPS[w.app].base].meta.tags) if APPS[w.app].base else [],
         code=bfconfig.code_hash("app.py", "engine.py"),
     log:
         "logs/app/{app}.log",

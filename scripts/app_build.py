@@ -9,6 +9,5 @@ with job(snakemake):
     build_dockerfile_app(
         snakemake.params.app,
         base_record=snakemake.input.get("base"),
-        base_tags=snakemake.params.base_tags,
         record=snakemake.output.record,
     )
