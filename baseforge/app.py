@@ -12,7 +12,7 @@ from typing import Any
 from . import engine
 from .errors import BaseforgeError
 from .oci import write_image
-from .run import run, step, write_atomic
+from .run import run, step, write_json
 from .spec import ImageMeta
 
 
@@ -68,7 +68,7 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
         layer = Path(tmp) / "layer.tar"
         layer_from_tree(out, add, layer, meta.created)
         result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None)
-    write_atomic(info, json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_json(info, result.to_dict())
 
 
 def build_dockerfile_app(app: dict[str, Any], base_record: str | None, record: str) -> None:

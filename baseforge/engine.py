@@ -148,12 +148,11 @@ def inspect(client: docker.DockerClient, image_id: str) -> dict[str, Any]:
 def write_record(client: docker.DockerClient, record: Path | str, image_id: str, tags: tuple[str, ...] | list[str],
                  method: str) -> None:
     """The load/build job's output: which image the engine holds for this target, its tags and size."""
-    import json
 
-    from .run import write_atomic
+    from .run import write_json
 
     size = inspect(client, image_id).get("Size")
-    write_atomic(record, json.dumps({"image_id": image_id, "tags": list(tags), "method": method, "size": size}, indent=2) + "\n")
+    write_json(record, {"image_id": image_id, "tags": list(tags), "method": method, "size": size})
 
 
 def load_job(archive: str, info: str, rootfs: str | None, meta: dict[str, Any], method: str, record: str) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .errors import BaseforgeError
-from .pack import atomic_output
+from .run import atomic_output
 
 DPKG_STATUS = "var/lib/dpkg/status"
 APK_INSTALLED = "lib/apk/db/installed"

@@ -25,13 +25,14 @@ import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Union
 
 from .errors import BaseforgeError
+from .run import atomic_file
 from .spec import PLATFORMS, ImageMeta
 
 log = logging.getLogger("baseforge")
@@ -138,7 +139,7 @@ def write_image(out: Path, layers: Sequence[Path], meta: ImageMeta, base: Path |
     if not old and not layers:
         raise BaseforgeError(f"image {meta.title} has no layers", hint="give at least one layer tarball")
 
-    with _atomic(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.blobs.") as blobdir:
+    with atomic_file(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.blobs.") as blobdir:
         new = []
         for path in layers:
             layer = _compress_layer(path, Path(blobdir), level)
@@ -223,7 +224,7 @@ def write_index(out: Path, archives: Sequence[Path], meta: ImageMeta) -> str:
     sources[_digest(index)] = index
     descriptor = {"mediaType": MEDIA_INDEX, "digest": _digest(index), "size": len(index),
                   "annotations": _ref_annotations(meta.tags)}
-    with _atomic(out) as tmp:
+    with atomic_file(out) as tmp:
         _write_layout(tmp, sources, _nonempty(descriptor), meta.created, None)
     log.info("wrote %s: index %s of %s", out, _digest(index), ", ".join(seen))
     return _digest(index)
@@ -375,22 +376,6 @@ def _read(archive: Path) -> _Image:
     except (tarfile.TarError, ValueError, KeyError, TypeError) as err:
         raise BaseforgeError(f"cannot read image archive {archive}: {err!r}", hint="rebuild it") from None
     return _Image(archive, members, manifest_bytes, manifest, config)
-
-
-@contextlib.contextmanager
-def _atomic(out: Path) -> Iterator[Path]:
-    """A temporary path next to ``out`` that becomes ``out`` only if the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        tmp.chmod(0o644)  # mkstemp makes it 0600
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- small helpers -------------------------------------------------------------------------------

@@ -17,17 +17,14 @@ the tree's metadata, never its contents.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
 import logging
 import lzma
-import os
 import posixpath
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -35,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BaseforgeError
+from .run import atomic_output, write_json
 
 log = logging.getLogger("baseforge")
 
@@ -390,27 +388,6 @@ def _tarinfo(name: str, item: _Item, epoch: int) -> tarfile.TarInfo:
     return ti
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``, else remove it.
-
-    A half-written file never sits at ``path`` (Snakemake would take it for an output).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _plan(raw: tarfile.TarFile, *, epoch: int, slim: bool, family: str) -> dict[str, _Item]:
     """Decide every output entry (metadata only; contents stay in the raw tar until written)."""
     members: dict[str, tarfile.TarInfo] = {}
@@ -489,16 +466,13 @@ def compress(tar: Path, out: Path) -> None:
 def pack_rootfs(raw_tar: Path | str, *, tar: Path | str, manifest: Path | str, info: Path | str, epoch: int,
                 slim: bool, family: str) -> dict:
     """Rule pack: the normalized tar, its package manifest, and a small JSON description of both."""
-    import json
 
     from .manifest import packages, write_manifest
-    from .run import write_atomic
-
     result = pack(Path(raw_tar), Path(tar), epoch=epoch, slim=slim, family=family)
     pkgs = packages(Path(tar))
     write_manifest(pkgs, Path(manifest))
     with tarfile.open(tar) as tf:
         content = sum(m.size for m in tf.getmembers() if m.isfile())
     description = {**result.to_dict(), "content_size": content, "epoch": epoch, "slim": slim, "packages": len(pkgs)}
-    write_atomic(info, json.dumps(description, indent=2, sort_keys=True) + "\n")
+    write_json(info, description)
     return description

@@ -12,7 +12,7 @@ from . import __version__, bootstrap, distro
 from .epoch import parse_release_date
 from .errors import BaseforgeError
 from .manifest import packages, write_sbom
-from .run import write_atomic
+from .run import write_json
 from .spec import CellSpec
 
 
@@ -51,4 +51,4 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "rootfs_sha256": rootfs_info["sha256"],
         "packages": len(pkgs),
     }
-    write_atomic(provenance, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_json(provenance, record)

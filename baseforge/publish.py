@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BaseforgeError
-from .run import log, run, write_atomic
+from .run import log, run, write_json
 
 
 def archive_digest(archive: Path) -> str:
@@ -66,5 +66,5 @@ def push(archive: str | None, registry: dict[str, Any], tags: list[str], record:
                                  hint="the registry rewrote the manifest; check its storage and media type support")
         pushed.append(tag)
     result = {"digest": digest, "registry": registry["url"], "tags": tags, "pushed": pushed, "unchanged": skipped}
-    write_atomic(record, json.dumps(result, indent=2) + "\n")
+    write_json(record, result)
     return result

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from .errors import BaseforgeError
 
@@ -101,17 +102,46 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
         sys.exit(1)
 
 
-def atomic_path(path: Path | str) -> Path:
-    """A temporary sibling of ``path`` to write to before ``os.replace``-ing it into place."""
+@contextlib.contextmanager
+def atomic_file(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``path`` that becomes ``path`` (mode 0644) only if the block succeeds.
+
+    The one way baseforge writes outputs: a half-written file never sits at an output path, where
+    Snakemake (or a user) would take it for a result.
+    """
+    import tempfile
+
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o644)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
+    """:func:`atomic_file`, opened for writing and fsync'ed before the rename."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_atomic(path: Path | str, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: never a half-written file."""
-    tmp = atomic_path(path)
-    try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``data`` to ``path`` via :func:`atomic_output`."""
+    with atomic_output(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    """A JSON output (sorted keys, indented, newline-terminated), written atomically."""
+    import json
+
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -100,7 +100,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = 
     return proc
 
 
+def shipped_app(name: str) -> str:
+    """The YAML of app ``name`` as config/config.yaml ships it, indented to sit under ``apps:``."""
+    import textwrap
+
+    import yaml
+
+    app = yaml.safe_load((ROOT / "config/config.yaml").read_text())["apps"][name]
+    return textwrap.indent(yaml.safe_dump({name: app}, sort_keys=False), "  ")
+
+
 @pytest.fixture(scope="session")
 def workflow():
-    """Helpers for tests that run the workflow: make_workdir(path, config) and snakemake(workdir, *args)."""
-    return type("Workflow", (), {"make": staticmethod(make_workdir), "run": staticmethod(snakemake)})
+    """Helpers for tests that run the workflow: make_workdir(path, config), snakemake(workdir, *args),
+    shipped_app(name)."""
+    return type("Workflow", (), {"make": staticmethod(make_workdir), "run": staticmethod(snakemake),
+                                 "shipped_app": staticmethod(shipped_app)})

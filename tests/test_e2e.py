@@ -25,13 +25,7 @@ images:
     cmd: [sh]
     checks: ["busybox --help >/dev/null"]
 apps:
-  hello:
-    base: scratch
-    context: apps/hello
-    build: gcc -static -Os -s -o "$OUT/hello" hello.c
-    cmd: [/hello]
-    expect: Hello from baseforge!
-  greeter:
+{hello}  greeter:
     dockerfile: apps/greeter
     expect: Hello, world!
 """
@@ -45,7 +39,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, engine, workflow, cache):
     """One full build of the small matrix; yields its work directory."""
-    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache))
+    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache, hello=workflow.shipped_app("hello")))
     workflow.run(work)
     return work
 

@@ -24,13 +24,7 @@ images:
     cmd: [sh]
     checks: ["busybox --help >/dev/null"]
 apps:
-  hello:
-    base: scratch
-    context: apps/hello
-    build: gcc -static -Os -s -o "$OUT/hello" hello.c
-    cmd: [/hello]
-    expect: Hello from baseforge!
-  note:
+{hello}  note:
     dockerfile: apps/note
     expect: built by docker
 """
@@ -42,7 +36,8 @@ def published(tmp_path_factory, engine, registry, workflow):
     (work / "apps/note").mkdir(parents=True)
     (work / "apps/note/Dockerfile").write_text(
         "FROM bfpub/busybox:bookworm\nRUN echo built by docker > /note\nCMD [\"cat\", \"/note\"]\n")
-    workflow.make(work, CONFIG.format(cache=tmp_path_factory.mktemp("debs"), registry=registry))
+    workflow.make(work, CONFIG.format(cache=tmp_path_factory.mktemp("debs"), registry=registry,
+                                     hello=workflow.shipped_app("hello")))
     workflow.run(work)
     return work
 
