@@ -6,6 +6,7 @@ before any job runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class ImagePlan:
     os_release: dict[str, str] = field(default_factory=dict)
     native: bool = True
     epoch_source: str = "config"
+    #: raw_key of a smaller bootstrap of the same release and arch that this one is layered on (or None)
+    parent_raw: str | None = None
 
     @property
     def path(self) -> str:
@@ -222,8 +225,27 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                                                 load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
                                                 os_release=preset.expected_os_release(release), native=a == 0,
                                                 epoch_source=epoch_source)
+    images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
+
+
+def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePlan]:
+    """Give each bootstrap that only adds packages to another bootstrap of its release and arch that one as
+    parent (the largest such set), when its bootstrapper can layer: mmdebstrap then starts from the parent's
+    tar and installs the difference with apt, instead of downloading and installing the whole base again."""
+    out = dict(images)
+    for path, img in images.items():
+        c = img.cell
+        if c.image not in layered or not c.packages or not bootstrap.get(c.bootstrapper).layers:
+            continue
+        parents = {p.raw_key: p for p in images.values()
+                   if (p.cell.image, p.cell.release, p.cell.arch, p.cell.base_variant) == (c.image, c.release, c.arch, c.base_variant)
+                   and set(p.cell.packages) < set(c.packages)}
+        if parents:
+            best = max(parents.values(), key=lambda p: (len(set(p.cell.packages)), p.raw_key))
+            out[path] = dataclasses.replace(img, parent_raw=best.raw_key)
+    return out
 
 
 def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str) -> str | None:

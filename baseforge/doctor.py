@@ -105,6 +105,11 @@ def checks(plan: config.Plan, cfg: dict, on_node: bool = False) -> list[Check]:
     for name in sorted({img.cell.bootstrapper for img in plan.images.values()}):
         missing = [b for b in bootstrap.get(name).binaries if shutil.which(b) is None]
         out.append(Check(f"bootstrapper {name}", not missing, f"missing: {', '.join(missing)}" if missing else "found"))
+    scratch = bootstrap.scratch_dir()
+    problem = writable(Path(scratch)) if scratch else None
+    out.append(Check("bootstrap scratch", problem is None if scratch else None, problem or (
+        f"{scratch} (mmdebstrap's tree)" if scratch else
+        "the system's temporary directory (no tmpfs with 2 GiB free at /dev/shm; BASEFORGE_TMPDIR sets one)")))
     if plan.registry:
         out.append(Check("skopeo", shutil.which("skopeo") is not None, "needed to push to the registry"))
     caches = [Path(c) for c in {img.cell.package_cache for img in plan.images.values()} if c]

@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -58,16 +59,20 @@ def tag(client: docker.DockerClient, image_id: str, tags: tuple[str, ...] | list
         image.tag(repo, name)
 
 
-def load(client: docker.DockerClient, archive: Path, image_id: str, tags: tuple[str, ...]) -> str:
-    """``docker load`` ``archive`` unless the engine already holds ``image_id``; then (re)tag it."""
+def load(client: docker.DockerClient, archive: Path | Iterator[bytes], image_id: str, tags: tuple[str, ...]) -> str:
+    """``docker load`` ``archive`` (a file, or a stream from :func:`oci.docker_archive`) unless the engine
+    already holds ``image_id``; then (re)tag it."""
     if has_image(client, image_id):
-        log.info("engine already holds %s: not loading %s again", image_id, archive)
+        log.info("engine already holds %s: not loading it again", image_id)
     else:
-        with open(archive, "rb") as f:
-            loaded = client.images.load(f)
+        if isinstance(archive, Path):
+            with open(archive, "rb") as f:
+                loaded = client.images.load(f)
+        else:
+            loaded = client.images.load(archive)
         ids = {img.id for img in loaded}
         if image_id not in ids:
-            raise BaseforgeError(f"docker load of {archive} gave {sorted(ids)}, expected {image_id}",
+            raise BaseforgeError(f"docker load gave {sorted(ids)}, expected {image_id}",
                                  hint="the archive does not match its recorded image ID: rebuild it")
     tag(client, image_id, tags)
     return image_id
@@ -155,14 +160,26 @@ def write_record(client: docker.DockerClient, record: Path | str, image_id: str,
     write_json(record, {"image_id": image_id, "tags": list(tags), "method": method, "size": size})
 
 
-def load_job(archive: str, info: str, rootfs: str | None, meta: dict[str, Any], method: str, record: str) -> None:
-    """Rules load/app_load: ``docker load`` the reproducible archive (or classic ``docker import`` the rootfs)."""
+def load_job(record: str, meta: dict[str, Any], method: str, archive: str | None = None, info: str | None = None,
+             rootfs: str | None = None, rootfs_info: str | None = None) -> None:
+    """Rules load/app_load: put an image into the engine and record it.
+
+    ``method`` "oci": an app's archive (``archive`` + its ``info``), or a base image straight from its
+    ``rootfs`` tar and ``rootfs_info`` (the same image ID as its OCI archive, without waiting for it);
+    "import": the classic ``docker import`` of ``rootfs``.
+    """
     import json
+
+    from . import oci
 
     image_meta = ImageMeta.from_dict(meta)
     client = connect()
     if method == "import":
         image_id = import_rootfs(client, Path(rootfs), image_meta)
+    elif rootfs is not None:
+        diff_id = "sha256:" + json.loads(Path(rootfs_info).read_text())["sha256"]
+        image_id, stream = oci.docker_archive(Path(rootfs), diff_id, image_meta)
+        image_id = load(client, stream, image_id, image_meta.tags)
     else:
         image_id = load(client, Path(archive), json.loads(Path(info).read_text())["image_id"], image_meta.tags)
     write_record(client, record, image_id, image_meta.tags, method)

@@ -4,7 +4,8 @@ An archive written here is at the same time an OCI image layout (``oci-layout``,
 ``blobs/sha256/…``) and a docker-archive (``manifest.json``), like ``docker save`` of Docker 25: it
 loads with ``docker load`` (Engine 20.10 and later) and reads with ``skopeo copy oci-archive:…``.
 
-Same inputs give the same bytes: gzip without name or mtime at a fixed level, JSON with sorted keys
+Same inputs give the same bytes: gzip without name or mtime at a fixed level, deflated in 1 MiB blocks
+in parallel (like pigz: the bytes do not depend on the thread count), JSON with sorted keys
 and compact separators, an outer tar with sorted entries, owner 0:0, no user/group names and every
 mtime set to the image's ``created``. The one thing outside our control is the deflate stream
 itself: another zlib implementation (zlib-ng, s390x DFLTCC) may compress the same bytes differently.
@@ -14,6 +15,8 @@ names layers by their uncompressed digests (diff_ids).
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import gzip
 import hashlib
@@ -25,7 +28,7 @@ import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,7 +149,7 @@ def write_image(out: Path, layers: Sequence[Path], meta: ImageMeta, base: Path |
             sources[layer.digest] = Path(blobdir) / layer.digest.split(":")[1]
             new.append(layer)
         all_layers = old + new
-        history += [{"created": created, "created_by": meta.comment or "baseforge"} for _ in new]
+        history += [_history(meta) for _ in new]
 
         config = _dumps(_config(meta, platform, [lay.diff_id for lay in all_layers], history))
         annotations = {A_CREATED: created, A_TITLE: meta.title, A_VERSION: meta.version}
@@ -184,6 +187,37 @@ def write_image(out: Path, layers: Sequence[Path], meta: ImageMeta, base: Path |
     log.info("wrote %s: %s %s, %d layers, %d bytes", out, result.platform, result.image_id,
              len(result.layers), result.size)
     return result
+
+
+def docker_archive(layer: Path, diff_id: str, meta: ImageMeta) -> tuple[str, Iterator[bytes]]:
+    """The image ``write_image(out, [layer], meta)`` writes, as a docker-archive stream for ``docker load``,
+    and its image ID.
+
+    The layer goes in uncompressed (nothing to gzip here, nor to gunzip in the engine), so the engine can
+    get the image while the OCI archive is still being compressed. The image ID is the same: it hashes the
+    config, which names layers by ``diff_id`` (the sha256 of ``layer``, which the engine checks).
+    """
+    layer = Path(layer)
+    config = _dumps(_config(meta, _platform(meta.arch), [diff_id], [_history(meta)]))
+    image_id = _digest(config)
+    manifest = _dumps([{"Config": _blob_path(image_id), "RepoTags": list(meta.tags), "Layers": [_blob_path(diff_id)]}])
+
+    def member(name: str, size: int) -> bytes:
+        return _tarinfo(name, meta.created, size=size).tobuf(tarfile.PAX_FORMAT)
+
+    def stream() -> Iterator[bytes]:
+        for name in ("blobs", "blobs/sha256"):
+            yield _tarinfo(name, meta.created, type=tarfile.DIRTYPE, mode=0o755).tobuf(tarfile.PAX_FORMAT)
+        for name, data in ((_blob_path(image_id), config), ("manifest.json", manifest)):
+            yield member(name, len(data)) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+        with layer.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            yield member(_blob_path(diff_id), size)
+            while chunk := f.read(CHUNK):
+                yield chunk
+        yield bytes(-size % tarfile.BLOCKSIZE) + bytes(2 * tarfile.BLOCKSIZE)
+
+    return image_id, stream()
 
 
 def read_image(archive: Path) -> dict[str, Any]:
@@ -233,14 +267,43 @@ def write_index(out: Path, archives: Sequence[Path], meta: ImageMeta) -> str:
 # -- building blocks -----------------------------------------------------------------------------
 
 
+def _deflate_blocks(src: IO[bytes], level: int) -> Iterator[tuple[bytes, bytes]]:
+    """(input block, its raw deflate data) in order, the blocks compressed in parallel threads.
+
+    Like pigz, each 1 MiB block is a separate deflate run primed with the last 32 KiB of the block before
+    it and ended by a sync flush (the last one by a final block), so the concatenation is one valid
+    deflate stream. The bytes depend on the input, ``level`` and zlib, not on the number of threads.
+    """
+    def deflate(block: bytes, primer: bytes, last: bool) -> bytes:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY,
+                                **({"zdict": primer} if primer else {}))
+        return comp.compress(block) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    pending: collections.deque = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # zlib lets go of the GIL while it works
+        primer, block = b"", src.read(CHUNK)
+        while True:
+            following = src.read(CHUNK) if block else b""
+            pending.append((block, pool.submit(deflate, block, primer, not following)))
+            if len(pending) > 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+            if not following:
+                break
+            primer, block = block[-32768:], following
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
 def _compress_layer(path: Path, blobdir: Path, level: int) -> _Layer:
-    """Gzip ``path`` into ``blobdir`` in one streaming pass, hashing both sides as we go.
+    """Gzip ``path`` into ``blobdir`` in one streaming pass (blocks deflated in parallel), hashing both sides.
 
     The gzip header is written by hand (no name, mtime 0, OS "unknown" like Python's and Go's gzip)
     because zlib's own header carries the OS it was built for.
     """
     diff, blob = hashlib.sha256(), hashlib.sha256()
-    comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY)
     crc = raw_size = size = 0
     xfl = 2 if level == 9 else 4 if level == 1 else 0
     with tempfile.NamedTemporaryFile(dir=blobdir, delete=False) as dst, path.open("rb") as src:
@@ -253,12 +316,12 @@ def _compress_layer(path: Path, blobdir: Path, level: int) -> _Layer:
                 size += len(data)
 
         emit(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
-        while chunk := src.read(CHUNK):
+        for chunk, deflated in _deflate_blocks(src, level):
             diff.update(chunk)
             crc = zlib.crc32(chunk, crc)
             raw_size += len(chunk)
-            emit(comp.compress(chunk))
-        emit(comp.flush() + struct.pack("<II", crc, raw_size & 0xFFFFFFFF))
+            emit(deflated)
+        emit(struct.pack("<II", crc, raw_size & 0xFFFFFFFF))
     digest = "sha256:" + blob.hexdigest()
     os.replace(dst.name, blobdir / blob.hexdigest())
     log.info("layer %s: %d -> %d bytes, %s", path.name, raw_size, size, digest)
@@ -311,6 +374,19 @@ def _config(meta: ImageMeta, platform: dict[str, str], diff_ids: list[str], hist
     }
 
 
+def _tarinfo(name: str, mtime: int, **kw: Any) -> tarfile.TarInfo:
+    """An outer-tar entry: mode 0644, owner 0:0 without names, the image's mtime."""
+    ti = tarfile.TarInfo(name)
+    ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = mtime, 0o644, 0, 0, "", ""
+    for key, value in kw.items():
+        setattr(ti, key, value)
+    return ti
+
+
+def _history(meta: ImageMeta) -> dict[str, str]:
+    return {"created": _rfc3339(meta.created), "created_by": meta.comment or "baseforge"}
+
+
 def _write_layout(tmp: Path, sources: dict[str, Source], descriptor: dict[str, Any], mtime: int,
                   docker_manifest: list[dict[str, Any]] | None) -> None:
     """The outer tar: every blob of ``sources``, ``index.json`` naming ``descriptor``, and ``manifest.json``."""
@@ -321,11 +397,7 @@ def _write_layout(tmp: Path, sources: dict[str, Source], descriptor: dict[str, A
         files["manifest.json"] = _dumps(docker_manifest)
 
     def info(name: str, **kw: Any) -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(name)
-        ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = mtime, 0o644, 0, 0, "", ""
-        for key, value in kw.items():
-            setattr(ti, key, value)
-        return ti
+        return _tarinfo(name, mtime, **kw)
 
     with contextlib.ExitStack() as stack, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
         archives: dict[Path, tarfile.TarFile] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .errors import BaseforgeError
 from .run import write_atomic
 
 COLUMNS = ("image", "tags", "image_id", "size", "packages", "epoch", "rootfs_sha256", "method")
@@ -21,6 +22,10 @@ def row(record: Path) -> dict[str, object]:
     oci_info = oci_info.with_name(oci_info.name + ".json")
     info = json.loads(rootfs_info.read_text()) if rootfs_info.exists() else {}
     oci = json.loads(oci_info.read_text()) if oci_info.exists() else {}
+    if rec.get("method") == "oci" and oci and oci["image_id"] != rec["image_id"]:
+        # a base image is loaded from its rootfs.tar while its OCI archive is written apart: same config
+        raise BaseforgeError(f"{rel}: the engine holds {rec['image_id']} but the OCI archive {oci_info} is {oci['image_id']}",
+                             hint=f"rebuild both: snakemake --forcerun load image {oci_info} (and report it: it is a bug)")
     return {
         "image": str(rel),
         "tags": ",".join(rec["tags"]),

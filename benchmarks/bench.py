@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much does baseforge rebuild, and how fast is it against the plain pipeline and debuerreotype?
 
-    python3 benchmarks/bench.py [--keep] [--dir DIR]
+    python3 benchmarks/bench.py [--keep] [--dir DIR] [--repeat N] [--only-cell]
 
 Runs, in a scratch directory (never this checkout's build/), on the default matrix (config/config.yaml)
 plus an extra Debian variant with ``packages: [curl]`` (its own bootstrap):
@@ -9,10 +9,13 @@ plus an extra Debian variant with ``packages: [curl]`` (its own bootstrap):
   1. cold build: empty package cache, empty between-workflow cache (``--cache``);
   2. no-op rerun of the same command;
   3. a fresh clone with the warm between-workflow cache: how long, and how many bootstraps really ran;
-  4. the curl variant's bootstrap alone, with a warm package cache and with a cold one;
+  4. the curl variant's bootstrap alone: as the second variant of its release (the default bootstrap
+     built and the package cache warm) against cold (nothing built, empty package cache); and, from
+     scratch (``layer_variants: false``), with a warm package cache against a cold one;
   5. one cold Debian cell (bootstrap -> rootfs.tar -> image in the engine), side by side with
-     the floor ``mmdebstrap … - | docker import -`` and Debian's recipe through debuerreotype
-     (init, minimizing-config, fixup, tar, then docker import), for the same suite and mirror.
+     the floor ``mmdebstrap … - | docker import -`` (also with TMPDIR on a tmpfs, as ours runs) and
+     Debian's recipe through debuerreotype (init, minimizing-config, fixup, tar, then docker import),
+     for the same suite and mirror; ``--repeat N`` runs them N times, interleaved, and takes medians.
 
 Needs root (mmdebstrap --mode=root, debuerreotype), a Docker Engine (DOCKER_HOST) and the Debian
 mirror of the host's apt sources (baseforge.mirror). Prints one table; it is a measurement, not a test.
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,6 +144,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", type=Path, help="scratch directory (default: a new one under /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--repeat", type=int, default=1, help="run the side-by-side (floor, debuerreotype, our cell) N times, interleaved; the median counts")
+    ap.add_argument("--only-cell", action="store_true", help="only the side-by-side")
     args = ap.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="baseforge-bench-", dir="/var/tmp"))
     base.mkdir(parents=True, exist_ok=True)
@@ -154,33 +160,45 @@ def main() -> int:
         plan = bfconfig.plan(matrix(base / "unused", apps=False), base)
         sources = [s.deb_line() for s in plan.images[CELL].cell.sources]
         epoch = plan.images[CELL].cell.epoch
+        sizes: dict[str, int] = {}
+        runs: dict[str, list[float]] = {"floor": [], "floor_tmpfs": [], "debuerreotype": [], "cell": []}
+        # 5. the side-by-side: each command cold, interleaved ``--repeat`` times (the median counts), so a
+        # slow spell of the mirror or the disk hits all of them alike
+        for n in range(args.repeat):
+            # 5a. the floor: the plain pipeline, cold, same sources; and the same with mmdebstrap's tree on a
+            # tmpfs, as ours is (how much of the difference is the RAM disk)
+            for name, tmpdir in (("floor", None), ("floor_tmpfs", "/dev/shm")):
+                floor = base / f"{name}{n}"
+                floor.mkdir()
+                cmd = ("set -o pipefail; mmdebstrap --mode=root --variant=minbase --architectures=amd64 --format=tar "
+                       f"{SUITE} - " + " ".join(f"'{s}'" for s in sources) + f" | tee rootfs.tar | docker import - {NAMESPACE}-floor:{SUITE}")
+                log(f"{name}: mmdebstrap | docker import -" + (f" (TMPDIR={tmpdir})" if tmpdir else ""))
+                runs[name].append(timed(cmd, floor, shell=True, env={"SOURCE_DATE_EPOCH": str(epoch), **({"TMPDIR": tmpdir} if tmpdir else {})}))
+                sizes[name] = (floor / "rootfs.tar").stat().st_size
+                (floor / "rootfs.tar").unlink()
 
-        # 5a. the floor: the plain pipeline, cold, same sources
-        floor = base / "floor"
-        floor.mkdir()
-        cmd = ("set -o pipefail; mmdebstrap --mode=root --variant=minbase --architectures=amd64 --format=tar "
-               f"{SUITE} - " + " ".join(f"'{s}'" for s in sources) + f" | tee rootfs.tar | docker import - {NAMESPACE}-floor:{SUITE}")
-        log("floor: mmdebstrap | docker import -")
-        results["floor"] = timed(cmd, floor, shell=True, env={"SOURCE_DATE_EPOCH": str(epoch)})
-        sizes = {"floor": (floor / "rootfs.tar").stat().st_size}
+            # 5b. Debian's recipe via debuerreotype (its init needs a mirror: --non-debian takes ours, not snapshot)
+            deb = base / f"debuerreotype{n}"
+            deb.mkdir()
+            log("debuerreotype: init, minimizing-config, fixup, tar, docker import")
+            cmd = ("set -e; debuerreotype-init --non-debian rootfs " + SUITE + " " + mirror + "; "
+                   "debuerreotype-minimizing-config rootfs; debuerreotype-fixup rootfs; "
+                   "debuerreotype-tar rootfs rootfs.tar; "
+                   f"docker import rootfs.tar {NAMESPACE}-debuerreotype:{SUITE}")
+            runs["debuerreotype"].append(timed(cmd, deb, shell=True))
+            sizes["debuerreotype"] = (deb / "rootfs.tar").stat().st_size
+            shutil.rmtree(deb, ignore_errors=True)
 
-        # 5b. Debian's recipe via debuerreotype (its init needs a mirror: --non-debian takes ours, not snapshot)
-        deb = base / "debuerreotype"
-        deb.mkdir()
-        log("debuerreotype: init, minimizing-config, fixup, tar, docker import")
-        cmd = ("set -e; debuerreotype-init --non-debian rootfs " + SUITE + " " + mirror + "; "
-               "debuerreotype-minimizing-config rootfs; debuerreotype-fixup rootfs; "
-               "debuerreotype-tar rootfs rootfs.tar; "
-               f"docker import rootfs.tar {NAMESPACE}-debuerreotype:{SUITE}")
-        results["debuerreotype"] = timed(cmd, deb, shell=True)
-        sizes["debuerreotype"] = (deb / "rootfs.tar").stat().st_size
-        shutil.rmtree(deb / "rootfs", ignore_errors=True)
-
-        # 5c. one cold Debian cell through the workflow, with its own empty package cache
-        cell = clone(base / "cell", matrix(base / "cell-debs", f"{NAMESPACE}-cell", apps=False), f"{NAMESPACE}-cell")
-        log(f"cold Debian cell: snakemake build/engine/{CELL}.json")
-        results["cell"] = snakemake(cell, f"build/engine/{CELL}.json")
-        sizes["ours"] = (cell / f"build/rootfs/{CELL}/rootfs.tar").stat().st_size
+            # 5c. one cold Debian cell through the workflow, with its own empty package cache
+            ns = f"{NAMESPACE}-cell{n}"
+            cell = clone(base / f"cell{n}", matrix(base / f"cell{n}-debs", ns, apps=False), ns)
+            remove_images((f"{NAMESPACE}-cell",))  # the same image ID every time: the engine must not hold it
+            log(f"cold Debian cell: snakemake build/engine/{CELL}.json")
+            runs["cell"].append(snakemake(cell, f"build/engine/{CELL}.json"))
+            sizes["ours"] = (cell / f"build/rootfs/{CELL}/rootfs.tar").stat().st_size
+        results.update({name: statistics.median(times) for name, times in runs.items()})
+        if args.only_cell:
+            return report(results, notes, sizes, runs)
 
         # 1. cold build of the matrix; 2. no-op rerun
         outcache = base / "output-cache"
@@ -202,43 +220,69 @@ def main() -> int:
         notes["clone"] = f"{bootstraps_run(b)} bootstraps ran"
         results["clone_bootstraps"] = bootstraps_run(b)
 
-        # 4. the curl variant's bootstrap alone: warm package cache (the matrix filled it) vs an empty one
+        # 4. the curl variant: what its bootstrap costs as the second variant of its release (the matrix
+        # has built the default one and filled the package cache: a clone of "a" keeps both) against the
+        # same cold (a fresh directory, empty package cache: it bootstraps the default one too). And the
+        # package cache alone: the curl variant from scratch (layer_variants: false), warm vs cold cache.
         curl = next(img for img in bfconfig.plan(matrix(pkgcache, apps=False), base).images.values() if img.cell.variant == "curl")
         raw = f"build/raw/debian/{SUITE}/amd64/{curl.raw_key}.tar"
-        for name, cache in (("variant_cold", base / "variant-debs"), ("variant_warm", pkgcache)):
-            work = clone(base / name, matrix(cache), NAMESPACE)
-            log(f"curl variant bootstrap, {name.split('_')[1]} package cache")
+        for name, cache, layered in (("variant_cold", base / "variant-debs", True), ("variant_warm", pkgcache, True),
+                                     ("scratch_cold", base / "scratch-debs", False), ("scratch_warm", pkgcache, False)):
+            cfg = matrix(cache)
+            cfg["images"]["debian"]["layer_variants"] = layered
+            work = clone(base / name, cfg, NAMESPACE)
+            if name == "variant_warm":  # the default bootstrap of the cold build, as it is in "a"
+                parent = f"build/raw/debian/{SUITE}/amd64/{curl.parent_raw}.tar"
+                (work / parent).parent.mkdir(parents=True)
+                shutil.copy2(a / parent, work / parent)
+                shutil.copytree(a / ".snakemake", work / ".snakemake", symlinks=True)
+            log(f"curl variant bootstrap, {name}")
             results[name] = snakemake(work, raw)
-            notes[name] = f"{downloaded(work)} .debs downloaded"
+            notes[name] = f"{bootstraps_run(work)} bootstraps, {downloaded(work)} .debs downloaded"
+        return report(results, notes, sizes, runs)
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
-        remove_images((f"{NAMESPACE}-floor", f"{NAMESPACE}-debuerreotype", f"{NAMESPACE}-cell/"))
+        remove_images((f"{NAMESPACE}-floor", f"{NAMESPACE}-debuerreotype", f"{NAMESPACE}-cell"))
 
+
+
+def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, int], runs: dict[str, list[float]]) -> int:
+    """Print the table (a row per measurement: value, target, met) and the raw figures as JSON on stderr."""
+    floor, deb, cell = results["floor"], results["debuerreotype"], results["cell"]
+    spread = {k: " / ".join(f"{t:.1f}" for t in v) for k, v in runs.items()}
     rows = [
-        ("cold build (matrix + curl variant)", results["cold"], "", "", notes["cold"]),
-        ("no-op rerun (--cache)", results["noop"], "<= 2 s", results["noop"] <= 2, ""),
-        ("no-op rerun (plain)", results["noop_plain"], "<= 2 s", results["noop_plain"] <= 2, ""),
-        ("fresh clone, warm output cache", results["clone"], "<= 0.10 x cold, 0 bootstraps",
-         results["clone"] <= 0.10 * results["cold"] and results["clone_bootstraps"] == 0,
-         f"{results['clone'] / results['cold']:.2f} x cold; {notes['clone']}"),
-        ("curl variant bootstrap, cold pkg cache", results["variant_cold"], "", "", notes["variant_cold"]),
-        ("curl variant bootstrap, warm pkg cache", results["variant_warm"], "<= 0.6 x cold",
-         results["variant_warm"] <= 0.6 * results["variant_cold"],
-         f"{results['variant_warm'] / results['variant_cold']:.2f} x cold; {notes['variant_warm']}"),
-        ("floor: mmdebstrap | docker import", results["floor"], "", "", f"tar {sizes['floor'] / 1e6:.1f} MB"),
-        ("debuerreotype recipe + docker import", results["debuerreotype"], "", "", f"tar {sizes['debuerreotype'] / 1e6:.1f} MB"),
-        ("cold Debian cell (ours)", results["cell"], "<= 1.15 x floor, <= 0.8 x debuerreotype",
-         results["cell"] <= 1.15 * results["floor"] and results["cell"] <= 0.8 * results["debuerreotype"],
-         f"{results['cell'] / results['floor']:.2f} x floor, {results['cell'] / results['debuerreotype']:.2f} x debuerreotype"),
-        ("default-variant tar size (ours)", sizes["ours"] / 1e6, "<= debuerreotype", sizes["ours"] <= sizes["debuerreotype"],
-         f"{sizes['ours'] / sizes['debuerreotype']:.2f} x debuerreotype, {sizes['ours'] / sizes['floor']:.2f} x floor (MB)"),
+        ("floor: mmdebstrap | docker import", floor, "", "", f"tar {sizes['floor'] / 1e6:.1f} MB; runs {spread['floor']}"),
+        ("  the same, TMPDIR on tmpfs", results["floor_tmpfs"], "", "", f"runs {spread['floor_tmpfs']}"),
+        ("debuerreotype recipe + docker import", deb, "", "", f"tar {sizes['debuerreotype'] / 1e6:.1f} MB; runs {spread['debuerreotype']}"),
+        ("cold Debian cell (ours)", cell, "<= 1.15 x floor, <= 0.8 x debuerreotype",
+         cell <= 1.15 * floor and cell <= 0.8 * deb,
+         f"{cell / floor:.2f} x floor, {cell / deb:.2f} x debuerreotype, {cell / results['floor_tmpfs']:.2f} x tmpfs floor; runs {spread['cell']}"),
+        ("default-variant tar size (ours, MB)", sizes["ours"] / 1e6, "<= debuerreotype", sizes["ours"] <= sizes["debuerreotype"],
+         f"{sizes['ours'] / sizes['debuerreotype']:.2f} x debuerreotype, {sizes['ours'] / sizes['floor']:.2f} x floor"),
     ]
+    if "cold" in results:
+        cold = results["cold"]
+        rows[:0] = [
+            ("cold build (matrix + curl variant)", cold, "", "", notes["cold"]),
+            ("no-op rerun (--cache)", results["noop"], "<= 2 s", results["noop"] <= 2, ""),
+            ("no-op rerun (plain)", results["noop_plain"], "<= 2 s", results["noop_plain"] <= 2, ""),
+            ("fresh clone, warm output cache", results["clone"], "<= 0.10 x cold, 0 bootstraps",
+             results["clone"] <= 0.10 * cold and results["clone_bootstraps"] == 0,
+             f"{results['clone'] / cold:.2f} x cold; {notes['clone']}"),
+            ("curl variant, cold (nothing built)", results["variant_cold"], "", "", notes["variant_cold"]),
+            ("curl variant, 2nd of its release", results["variant_warm"], "<= 0.6 x cold",
+             results["variant_warm"] <= 0.6 * results["variant_cold"],
+             f"{results['variant_warm'] / results['variant_cold']:.2f} x cold; {notes['variant_warm']}"),
+            ("  from scratch, cold pkg cache", results["scratch_cold"], "", "", notes["scratch_cold"]),
+            ("  from scratch, warm pkg cache", results["scratch_warm"], "", "",
+             f"{results['scratch_warm'] / results['scratch_cold']:.2f} x cold; {notes['scratch_warm']}"),
+        ]
     print(f"{'measurement':40} {'value':>8}  {'target':38} {'met':4} notes")
     for name, value, target, ok, note in rows:
         met = "" if ok == "" else ("yes" if ok else "NO")
         print(f"{name:40} {value:8.1f}  {target:38} {met:4} {note}")
-    print(json.dumps({"seconds": results, "bytes": sizes}), file=sys.stderr)
+    print(json.dumps({"seconds": results, "runs": runs, "bytes": sizes}), file=sys.stderr)
     return 0
 
 

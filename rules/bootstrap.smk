@@ -3,6 +3,8 @@
 
 
 rule bootstrap:
+    input:
+        unpack(raw_parent),
     output:
         tar="build/raw/{image}/{release}/{arch}/{raw}.tar",
     params:

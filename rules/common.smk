@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 from baseforge import config as bfconfig
-from baseforge import engine as bfengine
 from baseforge.errors import BaseforgeError
 
 try:
@@ -41,15 +40,25 @@ def image_plan(w):
     return IMAGES[cell_path(w)]
 
 
-def raw_cell(w):
-    # the first cell sharing this bootstrap (variants that differ only at pack time share one rootfs)
+def raw_plan(w):
+    # the first image sharing this bootstrap (variants that differ only at pack time share one rootfs)
     for img in IMAGES.values():
         c = img.cell
         if (c.image, c.release, c.arch, img.raw_key) == (w.image, w.release, w.arch, w.raw):
-            # package_cache stays as configured (relative to the work directory, or a shared absolute
-            # path): params are the between-workflow cache key, and every clone must find the entry
-            return c.to_dict()
+            return img
     raise ValueError(f"no cell bootstraps build/raw/{w.image}/{w.release}/{w.arch}/{w.raw}.tar")
+
+
+def raw_cell(w):
+    # package_cache stays as configured (relative to the work directory, or a shared absolute path):
+    # params are the between-workflow cache key, and every clone must find the entry
+    return raw_plan(w).cell.to_dict()
+
+
+def raw_parent(w):
+    # the smaller bootstrap of the same release this one is layered on (config layer_variants)
+    parent = raw_plan(w).parent_raw
+    return {"parent": f"build/raw/{w.image}/{w.release}/{w.arch}/{parent}.tar"} if parent else {}
 
 
 def raw_tar(w):
@@ -89,5 +98,7 @@ def index_inputs(w):
 
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
 # (docker rmi, a new engine), drop the record so the load/build job runs again.
-if workflow.is_main_process:
+if workflow.is_main_process and Path("build/engine").is_dir():  # (a fresh clone does not import docker)
+    from baseforge import engine as bfengine
+
     bfengine.forget_missing(Path("build/engine"), Path("build/smoke"), [Path("results/images.tsv"), Path("results/images.json")])

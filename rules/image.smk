@@ -1,4 +1,4 @@
-# image -> load: a reproducible OCI image (also a docker-archive) on disk, then into the Docker Engine.
+# image, load: a reproducible OCI image (also a docker-archive) on disk, and the same image in the Docker Engine.
 
 
 rule image:
@@ -20,17 +20,18 @@ rule image:
         "../scripts/image.py"
 
 
+# straight from rootfs.tar (docker load of an uncompressed docker-archive stream, or docker import): the
+# engine gets the image while rule image compresses it; the summary checks both have the same image ID
 rule load:
     input:
-        archive="build/oci/{image}/{release}/{variant}/{arch}.oci.tar",
-        info="build/oci/{image}/{release}/{variant}/{arch}.json",
         rootfs="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
+        rootfs_info="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.json",
     output:
         record="build/engine/{image}/{release}/{variant}/{arch}.json",
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
         method=lambda w: image_plan(w).load,
-        code=bfconfig.code_hash("engine.py"),
+        code=bfconfig.code_hash("engine.py", "oci.py"),
     log:
         "logs/load/{image}/{release}/{variant}/{arch}.log",
     script:

@@ -7,10 +7,11 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 
 with job(snakemake):
     load_job(
-        archive=snakemake.input.archive,
-        info=snakemake.input.info,
-        rootfs=snakemake.input.get("rootfs"),
+        record=snakemake.output.record,
         meta=snakemake.params.meta,
         method=snakemake.params.method,
-        record=snakemake.output.record,
+        archive=snakemake.input.get("archive"),
+        info=snakemake.input.get("info"),
+        rootfs=snakemake.input.get("rootfs"),
+        rootfs_info=snakemake.input.get("rootfs_info"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tarfile
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def test_mmdebstrap_package_cache_hooks():
     assert "--setup-hook=sync-in /cache /var/cache/apt/archives/" in argv
     assert "--customize-hook=sync-out /var/cache/apt/archives /w/debs" in argv
     assert "--skip=essential/unlink" in argv
+
+
+def test_mmdebstrap_argv_layered_on_a_parent():
+    cell = dataclasses.replace(CELL, package_cache="/cache")
+    argv = bootstrap.get("mmdebstrap").argv(cell, Path("/o/r.tar"), incoming=Path("/w/debs"), parent=Path("/p/min base.tar"))
+    assert "--variant=custom" in argv and not any(a.startswith(("--include", "--hook-dir")) for a in argv)
+    setup = [a for a in argv if a.startswith("--setup-hook")]
+    assert setup[0] == "--setup-hook=tar -C \"$1\" --exclude='./dev/*' -xf '/p/min base.tar'"  # first: the cache goes on top
+    customize = [a for a in argv if a.startswith("--customize-hook")]
+    # apt installs in the chroot (so it marks dependencies automatic), before anything is copied out
+    assert customize[0] == '--customize-hook=chroot "$1" apt-get install --yes -- curl ca-certificates'
+    assert customize[1:3] == ['--customize-hook=rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap',
+                              "--customize-hook=sync-out /var/cache/apt/archives /w/debs"]
 
 
 def test_debootstrap_argv():
@@ -102,3 +116,13 @@ def test_foreign_arch_without_binfmt_is_a_clear_error(monkeypatch, tmp_path):
         doctor.require_binfmt("arm64")
     assert "update-binfmts --enable qemu-aarch64" in str(exc.value)
     doctor.require_binfmt("amd64")  # native needs nothing
+
+
+def test_scratch_dir_is_a_big_enough_tmpfs_or_what_the_user_says(monkeypatch):
+    monkeypatch.setenv("BASEFORGE_TMPDIR", "/somewhere/else")
+    assert bootstrap.scratch_dir() == "/somewhere/else"
+    monkeypatch.delenv("BASEFORGE_TMPDIR")
+    mounts = Path("/proc/self/mounts").read_text().split("\n")
+    shm_is_tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts if line)
+    assert bootstrap.scratch_dir(min_free=0) == ("/dev/shm" if shm_is_tmpfs else None)
+    assert bootstrap.scratch_dir(min_free=1 << 60) is None  # an exabyte free: no tmpfs has that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import threading
@@ -44,14 +45,23 @@ def test_a_fresh_clone_takes_every_artifact_from_the_cache(tmp_path, engine, wor
     second = workflow.make(tmp_path / "second", BUSYBOX)
     proc = workflow.run(second, "--cache", env=env)
     assert sorted(p.name for p in cache.iterdir()) == stored, "the second clone stored new entries: a cache miss"
-    for rule in ("bootstrap", "pack", "image"):  # a job fetched from the cache writes no log
+    for rule in ("bootstrap", "pack", "image", "smoketest"):  # a job fetched from the cache writes no log
         assert not [p for p in second.glob(f"logs/{rule}/**/*.log") if p.stat().st_size], f"a {rule} job ran"
     for out in ("build/raw/busybox/bookworm/amd64/minbase.tar", "build/rootfs/tiny/bookworm/default/amd64/rootfs.tar",
-                "build/oci/busybox/bookworm/default/amd64.oci.tar"):
+                "build/oci/busybox/bookworm/default/amd64.oci.tar", "build/smoke/busybox/bookworm/default/amd64.ok"):
         assert (second / out).is_symlink() and Path(os.readlink(second / out)).parent == cache, out
+    # the engine steps ran: the record is this clone's, and the cached PASS is for the very image it loaded
+    record = json.loads((second / "build/engine/busybox/bookworm/default/amd64.json").read_text())
+    assert (second / "build/smoke/busybox/bookworm/default/amd64.ok").read_text().startswith(f"image\t{record['image_id']}\n")
     assert "from cache" in proc.stderr
     # and a rerun of either clone has nothing to do
     assert "Nothing to be done" in workflow.run(second, "--cache", "-n", env=env).stdout
+    # other checks for the same image are not in the cache: they run
+    third = workflow.make(tmp_path / "third", BUSYBOX.replace("    cmd: [sh]\n  tiny", "    cmd: [sh]\n    checks: [\"true\"]\n  tiny"))
+    workflow.run(third, "--cache", env=env)
+    assert (third / "logs/smoketest/busybox/bookworm/default/amd64.log").stat().st_size
+    assert "PASS\ttrue" in (third / "build/smoke/busybox/bookworm/default/amd64.ok").read_text()
+    assert not [p for p in third.glob("logs/bootstrap/**/*.log") if p.stat().st_size]
 
 
 def test_package_cache_merge_is_atomic_and_safe_in_parallel(tmp_path):
@@ -133,3 +143,44 @@ def test_a_warm_package_cache_downloads_no_packages_and_stays_out_of_the_image(t
             names = tf.getnames()
         assert not [m for m in names if m.endswith(".deb")], "a .deb of the package cache is in the rootfs"
         assert not [m for m in names if m.endswith("dpkg.cfg.d/99mmdebstrap")]
+
+
+def tar_members(path: Path, *names: str) -> tuple[set[str], dict[str, str]]:
+    """Every member name of a rootfs tar, and the text of ``names``."""
+    with tarfile.open(path) as tf:
+        texts = {n: tf.extractfile(f"./{n}").read().decode() for n in names}
+        return set(tf.getnames()), texts
+
+
+@pytest.mark.e2e
+def test_a_variant_layered_on_its_release_bootstrap_equals_one_from_scratch(tmp_path):
+    """The curl variant built on top of the default bootstrap installs what a bootstrap from scratch with
+    --include=curl installs (same dpkg status, dependencies marked automatic), and keeps the parent's files."""
+    from baseforge.bootstrap import build_raw
+    from baseforge.config import plan
+
+    variants = ["default", {"name": "web", "packages": ["curl"]}]
+    cfg = {"epoch": 1700000000, "package_cache": str(tmp_path / "debs"),
+           "images": {"debian": {"releases": ["bookworm"], "variants": variants}}}
+    images = plan(cfg, tmp_path, resolve_epochs=False).images
+    base, web = images["debian/bookworm/default/amd64"], images["debian/bookworm/web/amd64"]
+    assert web.parent_raw == base.raw_key
+    build_raw(base.cell, tmp_path / "base.tar")
+    build_raw(web.cell, tmp_path / "layered.tar", parent=tmp_path / "base.tar")
+    build_raw(web.cell, tmp_path / "scratch.tar")  # the same cell, no parent
+
+    state = ("var/lib/dpkg/status", "var/lib/apt/extended_states")
+    base_names, _ = tar_members(tmp_path / "base.tar")
+    names, layered = tar_members(tmp_path / "layered.tar", *state)
+    scratch_names, scratch = tar_members(tmp_path / "scratch.tar", *state)
+    assert layered["var/lib/dpkg/status"] == scratch["var/lib/dpkg/status"]
+    assert "Package: curl\n" in layered["var/lib/dpkg/status"]
+
+    def auto(text: str) -> set[str]:
+        return {block.split("\n")[0] for block in text.split("\n\n") if "Auto-Installed: 1" in block}
+
+    assert "Package: libcurl4" in auto(layered["var/lib/apt/extended_states"])
+    assert auto(layered["var/lib/apt/extended_states"]) == auto(scratch["var/lib/apt/extended_states"])
+    leftovers = {n for n in names ^ scratch_names if not n.startswith("./var/lib/dpkg/") or not n.endswith("-old")}
+    assert not leftovers and base_names - {"./var/lib/dpkg/status-old"} <= names
+    assert not [n for n in names if n.endswith((".deb", "dpkg.cfg.d/99mmdebstrap"))]

@@ -53,6 +53,24 @@ def test_extra_packages_get_their_own_bootstrap():
     assert p.images["debian/bookworm/tools/amd64"].cell.packages == ("curl",)
 
 
+def test_a_variant_that_adds_packages_is_layered_on_the_largest_smaller_bootstrap():
+    variants = ["default", "slim", {"name": "web", "packages": ["curl"]}, {"name": "dev", "packages": ["curl", "git"]},
+                {"name": "other", "packages": ["git", "vim"]}, {"name": "std", "bootstrap_variant": "standard", "packages": ["curl"]}]
+    images = {"debian": {"releases": ["bookworm"], "variants": variants, "architectures": ["amd64", "arm64"]}}
+    p = plan(images=images)
+    img = {v: p.images[f"debian/bookworm/{v}/arm64"] for v in ("default", "web", "dev", "other", "std")}
+    assert img["default"].parent_raw is None
+    assert img["web"].parent_raw == img["default"].raw_key == "minbase"
+    assert img["dev"].parent_raw == img["web"].raw_key  # {curl} beats {} under {curl, git}
+    assert img["other"].parent_raw == "minbase"
+    assert img["std"].parent_raw is None  # another bootstrap variant: no parent
+    images["debian"]["layer_variants"] = False
+    assert all(i.parent_raw is None for i in plan(images=images).images.values())
+    # debootstrap cannot layer: every bootstrap from scratch
+    images["debian"].update(layer_variants=True, bootstrapper="debootstrap")
+    assert all(i.parent_raw is None for i in plan(images=images).images.values())
+
+
 @pytest.mark.parametrize("images, where, allowed", [
     ({"debian": {"releases": ["bookworm", "bookwurm"]}}, "images.debian.releases[1]", "trixie"),
     ({"debian": {"releases": ["bookworm"], "variants": ["thin"]}}, "images.debian.variants[0]", "slim"),

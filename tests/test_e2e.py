@@ -99,6 +99,33 @@ def test_smoke_reports_and_summary(built):
     assert sbom["spdxVersion"] == "SPDX-2.3" and len(sbom["packages"]) == debian["packages"]
 
 
+def test_smoke_checks_share_a_container_and_each_failure_is_named(built, tmp_path):
+    from baseforge.errors import BaseforgeError
+    from baseforge.smoketest import smoketest
+
+    record = built / "build/engine/busybox/bookworm/default/amd64.json"
+    plan = {"uname": "x86_64", "checks": ["echo one; echo two >&2", "touch /shared", "test -e /shared", ["printf", "%s", "no newline"]]}
+    smoketest(plan, str(record), str(tmp_path / "ok"))
+    # the checks ran in one container, in order: the file the second check made is there for the third
+    assert (tmp_path / "ok").read_text().splitlines()[1:] == [
+        "PASS\tuname -m", "PASS\techo one; echo two >&2", "PASS\ttouch /shared", "PASS\ttest -e /shared", "PASS\tprintf %s 'no newline'"]
+    plan = {"uname": "aarch64", "checks": ["echo oops >&2; exit 3", "true"]}
+    with pytest.raises(BaseforgeError) as err:
+        smoketest(plan, str(record), str(tmp_path / "bad"))
+    assert "uname -m: expected aarch64, got 'x86_64'" in str(err.value)
+    assert "echo oops >&2; exit 3: exit code 3: oops" in str(err.value) and "true:" not in str(err.value)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_smoke_checks_of_an_image_without_a_shell_get_a_container_each(built, tmp_path):
+    from baseforge.smoketest import smoketest
+
+    plan = {"expect": "Hello from baseforge!", "checks": [["/hello"], ["/hello", "ignored"]]}
+    smoketest(plan, str(built / "build/engine/apps/hello.json"), str(tmp_path / "ok"))
+    assert (tmp_path / "ok").read_text().splitlines()[1:] == [
+        "PASS\tdefault command output", "PASS\t/hello", "PASS\t/hello ignored"]
+
+
 def test_second_run_does_nothing(built, workflow):
     proc = workflow.run(built, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -101,6 +101,22 @@ def test_changing_packages_rebuilds_that_image_and_the_apps_built_on_it(workflow
     assert not any("busybox" in o or "hello" in o for o in cells(found))
 
 
+def test_a_new_variant_is_layered_on_its_release_bootstrap_which_stays(workflow, work):
+    config = work / "config/config.yaml"
+    config.write_text(config.read_text().replace("    variants: [default, slim]\n",
+                                                 "    variants: [default, slim, {name: web, packages: [curl]}]\n"))
+    out = workflow.run(work, "-n", env=NO_ENGINE).stdout
+    c = "debian/bookworm/web/amd64"
+    raw = {o for r, o in jobs(workflow, work) if r == "bootstrap"}
+    assert len(raw) == 1 and re.fullmatch(r"build/raw/debian/bookworm/amd64/minbase-[0-9a-f]{8}\.tar", next(iter(raw)))
+    # its input is the up-to-date default bootstrap, which does not run again
+    assert re.search(r"rule bootstrap:\n    input: build/raw/debian/bookworm/amd64/minbase\.tar\n", out)
+    assert {j for j in jobs(workflow, work) if j[0] != "bootstrap"} == {
+        ("pack", f"build/rootfs/{c}/rootfs.tar"), ("sbom", f"build/rootfs/{c}/sbom.spdx.json"),
+        ("image", f"build/oci/{c}.oci.tar"), ("load", f"build/engine/{c}.json"), ("smoketest", f"build/smoke/{c}.ok"),
+        ("summary", "results/images.tsv"), ("all", "")}
+
+
 def test_changing_an_epoch_rebuilds_that_cell_only(workflow, work):
     config = work / "config/config.yaml"
     config.write_text(config.read_text().replace("  busybox:\n", "  busybox:\n    epoch: 1700000001\n"))

@@ -56,6 +56,40 @@ def test_two_writes_are_byte_identical(tmp_path: Path, layer: Path) -> None:
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
 
 
+@pytest.mark.parametrize("size", [0, 1, oci.CHUNK, 5 * oci.CHUNK + 123])
+def test_parallel_gzip_is_one_valid_stream_whatever_the_thread_count(tmp_path: Path, monkeypatch, size: int) -> None:
+    import os
+    import random
+
+    rng = random.Random(size)
+    data = bytes(rng.choice(b"abcdefgh \n") for _ in range(size // 2)) + rng.randbytes(size - size // 2)
+    (tmp_path / "layer.tar").write_bytes(data)
+    digests = set()
+    for threads in (1, 2, 7):
+        monkeypatch.setattr(os, "cpu_count", lambda threads=threads: threads)
+        blobs = tmp_path / f"blobs{threads}"
+        blobs.mkdir()
+        lay = oci._compress_layer(tmp_path / "layer.tar", blobs, 6)
+        blob = (blobs / lay.digest.split(":")[1]).read_bytes()
+        assert gzip.decompress(blob) == data and lay.size == len(blob) and lay.raw_size == size
+        assert lay.diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+        digests.add(lay.digest)
+    assert len(digests) == 1
+
+
+def test_docker_archive_stream_is_the_same_image_with_the_layer_uncompressed(tmp_path: Path, layer: Path) -> None:
+    written = write_image(tmp_path / "img.tar", [layer], meta())
+    image_id, stream = oci.docker_archive(layer, sha(layer.read_bytes()), meta())
+    assert image_id == written.image_id
+    (tmp_path / "stream.tar").write_bytes(b"".join(stream))
+    got = members(tmp_path / "stream.tar")
+    manifest = json.loads(got["manifest.json"])
+    assert manifest == [{"Config": f"blobs/sha256/{image_id[7:]}", "RepoTags": ["example.org/demo:1.0"],
+                         "Layers": [f"blobs/sha256/{sha(layer.read_bytes())[7:]}"]}]
+    assert got[manifest[0]["Layers"][0]] == layer.read_bytes()  # as it is: nothing to gunzip
+    assert got[manifest[0]["Config"]] == members(tmp_path / "img.tar")[manifest[0]["Config"]]
+
+
 def test_created_and_content_change_digests(tmp_path: Path, layer: Path) -> None:
     a = write_image(tmp_path / "a.tar", [layer], meta())
     b = write_image(tmp_path / "b.tar", [layer], meta(created=EPOCH + 1))

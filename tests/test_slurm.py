@@ -239,8 +239,8 @@ def test_rootfs_bytes_equal_a_local_root_build(cluster_run):
 def test_cached_rules_were_stored_in_the_between_workflow_cache(cluster_run):
     # the profile names the rules (a bare --cache is not passed on to cluster jobs)
     # one entry per output file: bootstrap 1 (raw tar), pack 3 (tar, manifest, info), sbom 2 (sbom, provenance),
-    # image 2 (archive, info)
-    assert len(list((cluster_run.top / "cache").iterdir())) == (1 + 3 + 2 + 2) * len(CELLS)
+    # image 2 (archive, info), smoketest 1 (report)
+    assert len(list((cluster_run.top / "cache").iterdir())) == (1 + 3 + 2 + 2 + 1) * len(CELLS)
 
 
 def test_doctor_on_a_node(cluster_run, slurm):

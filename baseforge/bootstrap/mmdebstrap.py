@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from pathlib import Path
 
 from .. import pkgcache
 from ..run import output, run
 from ..spec import CellSpec
-from . import Bootstrapper
+from . import Bootstrapper, scratch_dir
 
 HOOKS = Path("/usr/share/mmdebstrap/hooks")
 
@@ -35,26 +36,40 @@ def mode() -> str:
 class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
-    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None) -> list[str]:
-        """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it)."""
+    layers = True
+
+    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None) -> list[str]:
+        """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it).
+
+        With ``parent`` (a raw tar of the same release whose packages are a subset of this cell's), the
+        tree starts as that tar and apt installs the packages in the chroot (mmdebstrap's "build on top of
+        an already present minimal chroot"): the essential set is neither downloaded nor installed again.
+        """
         argv = [
             "mmdebstrap",
             f"--mode={cell.options.get('mode') or mode()}",
-            f"--variant={cell.base_variant}",
+            f"--variant={'custom' if parent else cell.base_variant}",
             f"--architectures={cell.arch}",
             "--format=tar",
-            # bookworm and later are merged-/usr without the usrmerge package (and its perl)
-            f"--hook-dir={HOOKS / 'maybe-merged-usr'}",
             "--aptopt=APT::Install-Recommends \"false\"",
             # dpkg without an fsync per file (~12 % of a minbase bootstrap): an interrupted build is thrown
-            # away anyway. mmdebstrap keeps the option in etc/dpkg/dpkg.cfg.d/99mmdebstrap: removed again, so
-            # the image's dpkg config is only Debian's minimizing config (which has docker-apt-speedup)
+            # away anyway
             "--dpkgopt=force-unsafe-io",
-            '--customize-hook=rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap',
         ]
         argv += [f"--keyring={k}" for k in cell.keyrings]
-        if cell.packages:
-            argv.append(f"--include={','.join(cell.packages)}")
+        customize = []
+        if parent:
+            # ./dev is mmdebstrap's own (it cannot mknod in unshare mode); the layout is the parent's
+            argv.append(f"--setup-hook=tar -C \"$1\" --exclude='./dev/*' -xf {shlex.quote(str(parent))}")
+            customize.append(f'--customize-hook=chroot "$1" apt-get install --yes -- {shlex.join(cell.packages)}')
+        else:
+            # bookworm and later are merged-/usr without the usrmerge package (and its perl)
+            argv.append(f"--hook-dir={HOOKS / 'maybe-merged-usr'}")
+            if cell.packages:
+                argv.append(f"--include={','.join(cell.packages)}")
+        # mmdebstrap keeps --dpkgopt in etc/dpkg/dpkg.cfg.d/99mmdebstrap: removed again, so the image's dpkg
+        # config is only Debian's minimizing config (which has docker-apt-speedup)
+        customize.append('--customize-hook=rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap')
         if cell.package_cache and incoming:
             # share verified .debs between jobs: copy the cache in before download, copy new files out
             # to a job-private folder that pkgcache.merge() moves into the cache file by file, atomically
@@ -63,24 +78,32 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 "--skip=essential/unlink",
                 '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
                 f"--setup-hook=sync-in {cell.package_cache} /var/cache/apt/archives/",
+            ]
+            customize += [
                 f"--customize-hook=sync-out /var/cache/apt/archives {incoming}",
                 # sync-in copied the cache folder's own mode and owner onto archives/: put Debian's back, so
                 # the image does not depend on how the cache folder was created, nor on who ran the build
                 # (--mode=unshare: the hook runs as root in the user namespace; the owner was the user's uid)
                 '--customize-hook=chmod 0755 "$1"/var/cache/apt/archives && chown 0:0 "$1"/var/cache/apt/archives',
             ]
+        argv += customize
         argv += [cell.release, str(out_tar)]
         argv += [src.deb_line() for src in cell.sources]
         return argv
 
-    def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
+    def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path, parent: Path | None = None) -> None:
         incoming = workdir / "debs"
         if cell.package_cache:
             # the rule gives it relative to the work directory (so clones share cache entries)
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        run(self.argv(cell, out_tar, incoming), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
+        env = {"SOURCE_DATE_EPOCH": str(cell.epoch)}
+        tmpdir = scratch_dir()
+        if tmpdir:  # mmdebstrap unpacks the tree in $TMPDIR
+            Path(tmpdir).mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = tmpdir
+        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=env)
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
