@@ -263,6 +263,8 @@ def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, in
     ]
     if "cold" in results:
         cold = results["cold"]
+        # the variant's cold time: built from nothing, layered or from scratch, whichever is faster
+        variant_cold = min(results["variant_cold"], results["scratch_cold"])
         rows[:0] = [
             ("cold build (matrix + curl variant)", cold, "", "", notes["cold"]),
             ("no-op rerun (--cache)", results["noop"], "<= 2 s", results["noop"] <= 2, ""),
@@ -272,8 +274,8 @@ def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, in
              f"{results['clone'] / cold:.2f} x cold; {notes['clone']}"),
             ("curl variant, cold (nothing built)", results["variant_cold"], "", "", notes["variant_cold"]),
             ("curl variant, 2nd of its release", results["variant_warm"], "<= 0.6 x cold",
-             results["variant_warm"] <= 0.6 * results["variant_cold"],
-             f"{results['variant_warm'] / results['variant_cold']:.2f} x cold; {notes['variant_warm']}"),
+             results["variant_warm"] <= 0.6 * variant_cold,
+             f"{results['variant_warm'] / variant_cold:.2f} x the faster cold build; {notes['variant_warm']}"),
             ("  from scratch, cold pkg cache", results["scratch_cold"], "", "", notes["scratch_cold"]),
             ("  from scratch, warm pkg cache", results["scratch_warm"], "", "",
              f"{results['scratch_warm'] / results['scratch_cold']:.2f} x cold; {notes['scratch_warm']}"),

@@ -155,7 +155,8 @@ def tar_members(path: Path, *names: str) -> tuple[set[str], dict[str, str]]:
 @pytest.mark.e2e
 def test_a_variant_layered_on_its_release_bootstrap_equals_one_from_scratch(tmp_path):
     """The curl variant built on top of the default bootstrap installs what a bootstrap from scratch with
-    --include=curl installs (same dpkg status, dependencies marked automatic), and keeps the parent's files."""
+    --include=curl installs (same dpkg status, dependencies marked automatic), keeps the parent's files and
+    is reproducible."""
     from baseforge.bootstrap import build_raw
     from baseforge.config import plan
 
@@ -167,7 +168,10 @@ def test_a_variant_layered_on_its_release_bootstrap_equals_one_from_scratch(tmp_
     assert web.parent_raw == base.raw_key
     build_raw(base.cell, tmp_path / "base.tar")
     build_raw(web.cell, tmp_path / "layered.tar", parent=tmp_path / "base.tar")
+    build_raw(web.cell, tmp_path / "again.tar", parent=tmp_path / "base.tar")
     build_raw(web.cell, tmp_path / "scratch.tar")  # the same cell, no parent
+    # reproducible: the same parent, packages and epoch give the same bytes
+    assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "layered.tar").read_bytes()
 
     state = ("var/lib/dpkg/status", "var/lib/apt/extended_states")
     base_names, _ = tar_members(tmp_path / "base.tar")
