@@ -233,9 +233,10 @@ def main() -> int:
         results["clone_bootstraps"] = bootstraps_run(b)
 
         # 4. the curl variant: what its bootstrap costs as the second variant of its release (the matrix
-        # has built the default one and filled the package cache: a clone of "a" keeps both) against the
-        # same cold (a fresh directory, empty package cache: it bootstraps the default one too). And the
-        # package cache alone: the curl variant from scratch (layer_variants: false), warm vs cold cache.
+        # built the default bootstrap and filled the package cache: the work directory gets a's default
+        # bootstrap and metadata, and shares its package cache) against the same cold (a fresh directory,
+        # empty package cache: it bootstraps the default one too). And the package cache alone: the curl
+        # variant from scratch (layer_variants: false), warm vs cold package cache.
         curl = next(img for img in bfconfig.plan(matrix(pkgcache, apps=False), base).images.values() if img.cell.variant == "curl")
         raw = f"build/raw/debian/{SUITE}/amd64/{curl.raw_key}.tar"
         for name, cache, layered in (("variant_cold", base / "variant-debs", True), ("variant_warm", pkgcache, True),
