@@ -41,14 +41,14 @@ package_cache: .baseforge/cache/debs
 images:
   debian:
     releases: [bookworm]
-    variants: [default]
+    variants: [default, {name: web, packages: [hello]}]   # web: layered on default, rootless too
     checks: [apt-get --version]
   busybox:
     releases: [bookworm]
     cmd: [sh]
     checks: ["busybox --help >/dev/null"]
 """
-CELLS = ("debian/bookworm/default/amd64", "busybox/bookworm/default/amd64")
+CELLS = ("debian/bookworm/default/amd64", "debian/bookworm/web/amd64", "busybox/bookworm/default/amd64")
 CLUSTER_RULES = {"bootstrap", "pack", "image"}
 ENGINE_RULES = {"load", "smoketest", "summary", "sbom", "all"}
 
@@ -191,7 +191,7 @@ def sacct(jobid: str, env: dict) -> list[str]:
 def test_bootstrap_pack_image_ran_as_slurm_jobs_of_the_user(cluster_run, slurm):
     jobs = slurm_jobs(cluster_run.log)
     rules = sorted(jobs.values())
-    assert rules.count("bootstrap") == 2 and rules.count("pack") == 2 and rules.count("image") == 2, rules
+    assert rules.count("bootstrap") == 3 and rules.count("pack") == 3 and rules.count("image") == 3, rules
     assert not set(rules) & ENGINE_RULES, f"engine rules were submitted to SLURM: {rules}"
     for jid in jobs:
         job, user, state, node = sacct(jid, slurm)
@@ -232,6 +232,7 @@ def test_rootfs_bytes_equal_a_local_root_build(cluster_run):
         oci = [json.loads((w / f"build/oci/{cell}.json").read_text())["image_id"] for w in (cluster_run.work, cluster_run.local)]
         assert oci[0] == oci[1], cell
     raw = "build/raw/debian/bookworm/amd64"
+    assert len(list((cluster_run.local / raw).glob("*.tar"))) == 2  # default, and web layered on it
     for tar in (cluster_run.local / raw).glob("*.tar"):
         assert sha256(cluster_run.work / raw / tar.name) == sha256(tar), f"mmdebstrap unshare vs root: {tar.name}"
 
