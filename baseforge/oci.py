@@ -54,6 +54,7 @@ A_REF_NAME = "org.opencontainers.image.ref.name"
 A_CONTAINERD_NAME = "io.containerd.image.name"
 
 CHUNK = 1 << 20
+BLOB_DIRS = ("blobs", "blobs/sha256")  # the directory entries of an archive, before its blobs
 
 #: where a blob's bytes come from: in memory, a file, or a member of an existing archive
 Source = Union[bytes, Path, tuple[Path, str]]
@@ -169,11 +170,7 @@ def write_image(out: Path, layers: Sequence[Path], meta: ImageMeta, base: Path |
 
         descriptor = {"mediaType": MEDIA_MANIFEST, "digest": _digest(manifest), "size": len(manifest),
                       "platform": platform, "annotations": _ref_annotations(meta.tags)}
-        docker_manifest = [{
-            "Config": _blob_path(_digest(config)),
-            "RepoTags": list(meta.tags),
-            "Layers": [_blob_path(lay.digest) for lay in all_layers],
-        }]
+        docker_manifest = _docker_manifest(_digest(config), meta.tags, [lay.digest for lay in all_layers])
         _write_layout(tmp, sources, _nonempty(descriptor), meta.created, docker_manifest)
 
     result = ImageResult(
@@ -200,13 +197,13 @@ def docker_archive(layer: Path, diff_id: str, meta: ImageMeta) -> tuple[str, Ite
     layer = Path(layer)
     config = _dumps(_config(meta, _platform(meta.arch), [diff_id], [_history(meta)]))
     image_id = _digest(config)
-    manifest = _dumps([{"Config": _blob_path(image_id), "RepoTags": list(meta.tags), "Layers": [_blob_path(diff_id)]}])
+    manifest = _dumps(_docker_manifest(image_id, meta.tags, [diff_id]))
 
     def member(name: str, size: int) -> bytes:
         return _tarinfo(name, meta.created, size=size).tobuf(tarfile.PAX_FORMAT)
 
     def stream() -> Iterator[bytes]:
-        for name in ("blobs", "blobs/sha256"):
+        for name in BLOB_DIRS:
             yield _tarinfo(name, meta.created, type=tarfile.DIRTYPE, mode=0o755).tobuf(tarfile.PAX_FORMAT)
         for name, data in ((_blob_path(image_id), config), ("manifest.json", manifest)):
             yield member(name, len(data)) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
@@ -383,6 +380,11 @@ def _tarinfo(name: str, mtime: int, **kw: Any) -> tarfile.TarInfo:
     return ti
 
 
+def _docker_manifest(config_digest: str, tags: Sequence[str], layer_digests: Sequence[str]) -> list[dict[str, Any]]:
+    """``manifest.json`` of a docker-archive: one image, its config and layer blobs, its tags."""
+    return [{"Config": _blob_path(config_digest), "RepoTags": list(tags), "Layers": [_blob_path(d) for d in layer_digests]}]
+
+
 def _history(meta: ImageMeta) -> dict[str, str]:
     return {"created": _rfc3339(meta.created), "created_by": meta.comment or "baseforge"}
 
@@ -401,7 +403,7 @@ def _write_layout(tmp: Path, sources: dict[str, Source], descriptor: dict[str, A
 
     with contextlib.ExitStack() as stack, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
         archives: dict[Path, tarfile.TarFile] = {}
-        for name in ("blobs", "blobs/sha256"):
+        for name in BLOB_DIRS:
             tf.addfile(info(name, type=tarfile.DIRTYPE, mode=0o755))
         for name in sorted(files):
             source = files[name]

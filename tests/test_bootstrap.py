@@ -126,3 +126,11 @@ def test_scratch_dir_is_a_big_enough_tmpfs_or_what_the_user_says(monkeypatch):
     shm_is_tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts if line)
     assert bootstrap.scratch_dir(min_free=0) == ("/dev/shm" if shm_is_tmpfs else None)
     assert bootstrap.scratch_dir(min_free=1 << 60) is None  # an exabyte free: no tmpfs has that
+
+
+def test_every_mmdebstrap_run_gets_the_epoch_and_the_scratch_dir(monkeypatch, tmp_path):
+    from baseforge.bootstrap.mmdebstrap import environment
+
+    monkeypatch.setenv("BASEFORGE_TMPDIR", str(tmp_path / "scratch"))
+    assert environment(CELL) == {"SOURCE_DATE_EPOCH": "1700000000", "TMPDIR": str(tmp_path / "scratch")}
+    assert (tmp_path / "scratch").is_dir()

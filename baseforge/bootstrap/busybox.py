@@ -14,7 +14,7 @@ from ..errors import BaseforgeError
 from ..run import output, run
 from ..spec import CellSpec
 from . import Bootstrapper
-from .mmdebstrap import Mmdebstrap, mode
+from .mmdebstrap import Mmdebstrap, environment, mode
 
 DIRS = {"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "etc": 0o755,
         "root": 0o700, "home": 0o755, "tmp": 0o1777, "var": 0o755, "var/spool": 0o755, "var/spool/mail": 0o755,
@@ -36,7 +36,7 @@ class Busybox(Bootstrapper, name="busybox"):
         argv = ["mmdebstrap", f"--mode={mode()}", "--variant=extract", f"--architectures={cell.arch}",
                 "--include=busybox-static", "--format=tar", *[f"--keyring={k}" for k in cell.keyrings],
                 cell.release, str(extract), *[s.deb_line() for s in cell.sources]]
-        run(argv, env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
+        run(argv, env=environment(cell))
         with tarfile.open(extract) as tf:
             member = next((m for m in tf.getmembers() if m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox")), None)
             if member is None:

@@ -33,6 +33,17 @@ def mode() -> str:
     return "unshare"
 
 
+def environment(cell: CellSpec) -> dict[str, str]:
+    """What every mmdebstrap run gets: the cell's SOURCE_DATE_EPOCH, and as TMPDIR (where mmdebstrap unpacks
+    the tree) the bootstrap scratch directory, when there is one."""
+    env = {"SOURCE_DATE_EPOCH": str(cell.epoch)}
+    tmpdir = scratch_dir()
+    if tmpdir:
+        Path(tmpdir).mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = tmpdir
+    return env
+
+
 class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
@@ -98,12 +109,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        env = {"SOURCE_DATE_EPOCH": str(cell.epoch)}
-        tmpdir = scratch_dir()
-        if tmpdir:  # mmdebstrap unpacks the tree in $TMPDIR
-            Path(tmpdir).mkdir(parents=True, exist_ok=True)
-            env["TMPDIR"] = tmpdir
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=env)
+        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=environment(cell))
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
