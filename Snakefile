@@ -2,6 +2,8 @@
 # The matrix lives in config/config.yaml; the rules are in rules/, the logic in the baseforge package.
 from snakemake.utils import min_version
 
+from baseforge.run import cancel_idle_timers
+
 min_version("9.0")
 
 
@@ -22,3 +24,12 @@ rule all:
         "results/images.tsv",
         push_targets(),
     default_target: True
+
+
+# the run is over: do not wait for the scheduler's rate-limit timers before exiting (baseforge.run)
+onsuccess:
+    cancel_idle_timers()
+
+
+onerror:
+    cancel_idle_timers()

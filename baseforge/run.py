@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -100,6 +101,21 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
         logs = f" (log: {snakemake.log[0]})" if snakemake.log else ""
         os.write(console, f"baseforge: {err}{logs}\n".encode())
         sys.exit(1)
+
+
+def cancel_idle_timers() -> int:
+    """Cancel the ``threading.Timer`` threads still waiting in this process; how many there were.
+
+    For Snakemake's onsuccess/onerror handlers, when the scheduler is done. After every round of job
+    selection its scheduler arms a non-daemon Timer of ``--max-jobs-per-timespan``'s timespan (1 s by
+    default) that only wakes the scheduler up again, and Python waits for the last of them before it
+    exits: every run that executed a job would end that much late (a minute with ``10/1m``), long after
+    its work and its log are complete.
+    """
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
 
 
 @contextlib.contextmanager
