@@ -42,10 +42,6 @@ class ImagePlan:
     #: raw_key of a smaller bootstrap of the same release and arch that this one is layered on (or None)
     parent_raw: str | None = None
 
-    @property
-    def path(self) -> str:
-        return self.cell.id
-
     def to_dict(self) -> dict[str, Any]:
         return {"cell": self.cell.to_dict(), "meta": self.meta.to_dict(), "family": self.family, "load": self.load,
                 "checks": list(self.checks), "os_release": self.os_release, "uname": self.cell.platform.uname,
@@ -77,9 +73,6 @@ class Plan:
     apps: dict[str, AppPlan]
     registry: dict[str, Any] | None
     namespace: str
-
-    def image(self, path: str) -> ImagePlan:
-        return self.images[path]
 
 
 def fmt_path(parts: Any) -> str:
@@ -152,9 +145,6 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     # schema of the workflow being run
     validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
     namespace = config.get("namespace", "baseforge")
-    mirrors = config.get("mirrors", {})
-    cache = config.get("package_cache", ".baseforge/cache/debs")
-    images: dict[str, ImagePlan] = {}
     tag_owner: dict[str, str] = {}
 
     def claim(tag: str, owner: str, where: str) -> None:
@@ -163,71 +153,105 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                                  hint="rename one image, or change its aliases")
         tag_owner[tag] = owner
 
+    images: dict[str, ImagePlan] = {}
     for name, spec in config["images"].items():
-        where = f"images.{name}"
-        dname = spec.get("distro", name)
-        check_choice(dname, distro.available(), f"{where}.distro" if "distro" in spec else where, "distro")
-        preset = distro.get(dname)
-        bname = spec.get("bootstrapper", preset.bootstrappers[0] if preset.bootstrappers else "")
-        check_choice(bname, [b for b in preset.bootstrappers if b in bootstrap.available()] or bootstrap.available(),
-                     f"{where}.bootstrapper", f"bootstrapper for {dname}")
-        arches = spec.get("architectures", ["amd64"])
-        for i, arch in enumerate(arches):
-            check_choice(arch, preset.architectures, f"{where}.architectures[{i}]", f"architecture for {dname}")
-        if len(set(arches)) != len(arches):
-            raise BaseforgeError(f"config {where}.architectures: an architecture is listed twice")
-        for i, release in enumerate(spec["releases"]):
-            if preset.releases:
-                check_choice(release, list(preset.releases), f"{where}.releases[{i}]", f"release of {dname}")
-        variants = _variants(spec, preset, where)
-        family = preset.image_family(spec.get("options", {}))
-        # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
-        options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
-                   "updates": spec.get("updates", True)}
-        for r, release in enumerate(spec["releases"]):
-            sources = preset.sources(release, mirrors, options)
-            epoch = spec.get("epoch", config.get("epoch", "release"))
-            epoch_source = "config"
-            if epoch == "release":
-                url = preset.release_file(release, sources)
-                epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and resolve_epochs else 0
-                epoch_source = f"Date of {url}" if url else "none (this distro has no Release file: 0)"
-            for v, variant in enumerate(variants):
-                tags: list[str] = []
-                for t in preset.release_tags(release) + spec.get("aliases", {}).get(release, []):
-                    tags.append(t if variant["name"] == "default" else f"{t}-{variant['name']}")
-                if spec.get("latest", True) and r == 0 and v == 0:
-                    tags.append("latest")
-                tags = list(dict.fromkeys(tags))
-                packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
-                bvariant = variant.get("bootstrap_variant", "minbase")
-                raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
-                for a, arch in enumerate(arches):
-                    suffix = "" if a == 0 else f"-{arch}"
-                    full = tuple(f"{repo(namespace, name)}:{t}{suffix}" for t in tags)
-                    for t in full:
-                        claim(t, f"{where} ({release}, {variant['name']}, {arch})", where)
-                    cell = CellSpec(
-                        image=name, distro=dname, release=release, variant=variant["name"], arch=arch,
-                        bootstrapper=bname, sources=sources, packages=packages,
-                        keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
-                        slim=bool(variant.get("slim", False)), package_cache=cache or None,
-                        options=spec.get("options", {}),
-                    )
-                    meta = ImageMeta(
-                        title=f"{repo(namespace, name)}:{tags[0]}", version=release, created=int(epoch), arch=arch,
-                        tags=full, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
-                        env=tuple(f"{k}={val}" for k, val in sorted({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec.get("env", {})}.items())),
-                        labels=dict(spec.get("labels", {})), base_name="scratch",
-                        comment=f"baseforge {bname} {dname} {release} {variant['name']} {arch}",
-                    )
-                    images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=family,
-                                                load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
-                                                os_release=preset.expected_os_release(release), native=a == 0,
-                                                epoch_source=epoch_source)
+        images.update(_image(name, spec, config, workdir if resolve_epochs else None, claim))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
+
+
+def _preset(name: str, spec: dict[str, Any]) -> tuple[distro.Distro, str, list[str]]:
+    """The image's distro preset, bootstrapper and architectures, each checked against what is allowed."""
+    where = f"images.{name}"
+    dname = spec.get("distro", name)
+    check_choice(dname, distro.available(), f"{where}.distro" if "distro" in spec else where, "distro")
+    preset = distro.get(dname)
+    bname = spec.get("bootstrapper", preset.bootstrappers[0] if preset.bootstrappers else "")
+    check_choice(bname, [b for b in preset.bootstrappers if b in bootstrap.available()] or bootstrap.available(),
+                 f"{where}.bootstrapper", f"bootstrapper for {dname}")
+    arches = spec.get("architectures", ["amd64"])
+    for i, arch in enumerate(arches):
+        check_choice(arch, preset.architectures, f"{where}.architectures[{i}]", f"architecture for {dname}")
+    if len(set(arches)) != len(arches):
+        raise BaseforgeError(f"config {where}.architectures: an architecture is listed twice")
+    for i, release in enumerate(spec["releases"]):
+        if preset.releases:
+            check_choice(release, list(preset.releases), f"{where}.releases[{i}]", f"release of {dname}")
+    return preset, bname, arches
+
+
+def _epoch(spec: dict[str, Any], config: dict[str, Any], preset: distro.Distro, release: str,
+           sources: tuple, workdir: Path | None) -> tuple[int, str]:
+    """The release's SOURCE_DATE_EPOCH and where it came from (``workdir`` None: do not ask the mirror)."""
+    epoch = spec.get("epoch", config.get("epoch", "release"))
+    if epoch != "release":
+        return int(epoch), "config"
+    url = preset.release_file(release, sources)
+    epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and workdir is not None else 0
+    return epoch, f"Date of {url}" if url else "none (this distro has no Release file: 0)"
+
+
+def _tags(preset: distro.Distro, spec: dict[str, Any], release: str, variant: str, latest: bool) -> list[str]:
+    """The tags of one (release, variant): the preset's release names and the aliases, ``-<variant>`` added."""
+    tags = [t if variant == "default" else f"{t}-{variant}"
+            for t in preset.release_tags(release) + spec.get("aliases", {}).get(release, [])]
+    if spec.get("latest", True) and latest:
+        tags.append("latest")
+    return list(dict.fromkeys(tags))
+
+
+def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Path | None, claim) -> dict[str, ImagePlan]:
+    """The cells of one image of the config: every release × variant × architecture."""
+    where = f"images.{name}"
+    preset, bname, arches = _preset(name, spec)
+    variants = _variants(spec, preset, where)
+    family = preset.image_family(spec.get("options", {}))
+    # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
+    options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
+               "updates": spec.get("updates", True)}
+    namespace = config.get("namespace", "baseforge")
+    cache = config.get("package_cache", ".baseforge/cache/debs")
+    images: dict[str, ImagePlan] = {}
+    for r, release in enumerate(spec["releases"]):
+        sources = preset.sources(release, config.get("mirrors", {}), options)
+        epoch, epoch_source = _epoch(spec, config, preset, release, sources, workdir)
+        for v, variant in enumerate(variants):
+            tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and v == 0)
+            packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
+            bvariant = variant.get("bootstrap_variant", "minbase")
+            raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
+            for a, arch in enumerate(arches):
+                suffix = "" if a == 0 else f"-{arch}"
+                full = tuple(f"{repo(namespace, name)}:{t}{suffix}" for t in tags)
+                for t in full:
+                    claim(t, f"{where} ({release}, {variant['name']}, {arch})", where)
+                cell = CellSpec(
+                    image=name, distro=preset.name, release=release, variant=variant["name"], arch=arch,
+                    bootstrapper=bname, sources=sources, packages=packages,
+                    keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
+                    slim=bool(variant.get("slim", False)), package_cache=cache or None,
+                    options=spec.get("options", {}),
+                )
+                meta = _meta(cell, spec, f"{repo(namespace, name)}:{tags[0]}", full, family)
+                images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key,
+                                            family=family, load=spec.get("load", "oci"),
+                                            checks=tuple(spec.get("checks", [])),
+                                            os_release=preset.expected_os_release(release), native=a == 0,
+                                            epoch_source=epoch_source)
+    return images
+
+
+def _meta(cell: CellSpec, spec: dict[str, Any], title: str, tags: tuple[str, ...], family: str) -> ImageMeta:
+    """The image config of a cell: title, tags, cmd, env, labels, and what made it."""
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return ImageMeta(
+        title=title, version=cell.release, created=cell.epoch,
+        arch=cell.arch, tags=tags, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
+        env=tuple(f"{k}={val}" for k, val in sorted({"PATH": path, **spec.get("env", {})}.items())),
+        labels=dict(spec.get("labels", {})), base_name="scratch",
+        comment=f"baseforge {cell.bootstrapper} {cell.distro} {cell.release} {cell.variant} {cell.arch}",
+    )
 
 
 def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePlan]:

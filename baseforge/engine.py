@@ -85,20 +85,11 @@ def changes(meta: ImageMeta) -> list[str]:
     out = [f"ENV {e.split('=', 1)[0]}={json.dumps(e.split('=', 1)[1])}" for e in meta.env]
     if meta.cmd:
         out.append(f"CMD {json.dumps(list(meta.cmd))}")
-    labels = {**meta.labels, **oci_labels(meta)}
+    from .ocilayout import image_labels
+
+    labels = {**meta.labels, **image_labels(meta)}
     out += [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(labels.items())]
     return out
-
-
-def oci_labels(meta: ImageMeta) -> dict[str, str]:
-    import datetime
-
-    created = datetime.datetime.fromtimestamp(meta.created, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    labels = {"org.opencontainers.image.created": created, "org.opencontainers.image.version": meta.version,
-              "org.opencontainers.image.title": meta.title}
-    if meta.base_name:
-        labels["org.opencontainers.image.base.name"] = meta.base_name
-    return labels
 
 
 def import_rootfs(client: docker.DockerClient, rootfs: Path, meta: ImageMeta) -> str:

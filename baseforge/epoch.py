@@ -52,3 +52,8 @@ def release_date(url: str, cache_file: Path | None = None, timeout: float = 15) 
         tmp.write_text(json.dumps(cache, sort_keys=True, indent=1))
         os.replace(tmp, cache_file)
     return epoch
+
+
+def rfc3339(epoch: int) -> str:
+    """``epoch`` as the UTC timestamp OCI configs, labels and SPDX documents carry: 2023-11-14T22:13:20Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))

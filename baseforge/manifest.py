@@ -11,13 +11,13 @@ import hashlib
 import json
 import re
 import tarfile
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from . import __version__
+from .epoch import rfc3339
 from .errors import BaseforgeError
 from .run import atomic_output
 
@@ -178,7 +178,7 @@ def sbom(pkgs: Iterable[Package], *, name: str, created: int, namespace_seed: st
         "name": name,
         "documentNamespace": f"{SPDX_NAMESPACE_BASE}/{quote(name, safe='')}-{digest}",
         "creationInfo": {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            "created": rfc3339(created),
             "creators": [f"Tool: baseforge-{__version__}"],
         },
         "packages": entries,

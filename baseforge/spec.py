@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: what the packer's leak list and minimization apply to ("none": only the lines for any family)
+FAMILIES = ("debian", "rpm", "alpine", "none")
+
+
 @dataclass(frozen=True)
 class Platform:
     """One CPU architecture under its Debian, OCI, kernel (``uname -m``) and QEMU names."""

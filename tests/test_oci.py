@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from baseforge import oci
+from baseforge import oci, ocigzip, ociread, ocilayout
 from baseforge.errors import BaseforgeError
-from baseforge.oci import read_image, write_image, write_index
+from baseforge.oci import write_image, write_index
 from baseforge.spec import ImageMeta
 
 EPOCH = 1700000000  # 2023-11-14T22:13:20Z
@@ -49,6 +49,13 @@ def layer(tmp_path: Path) -> Path:
     return make_layer(tmp_path / "layer.tar", {"hello": b"#!/bin/sh\necho hello\n", "etc/os-release": b"ID=demo\n"})
 
 
+
+def read_image(archive: Path) -> dict:
+    """The manifest and config of the one image in ``archive``, with its image ID and manifest digest."""
+    image = ociread.read(archive)
+    return {"manifest": image.manifest, "config": image.config, "image_id": image.image_id,
+            "manifest_digest": image.manifest_digest}
+
 def test_two_writes_are_byte_identical(tmp_path: Path, layer: Path) -> None:
     a = write_image(tmp_path / "a.tar", [layer], meta())
     b = write_image(tmp_path / "b.tar", [layer], meta())
@@ -56,9 +63,8 @@ def test_two_writes_are_byte_identical(tmp_path: Path, layer: Path) -> None:
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
 
 
-@pytest.mark.parametrize("size", [0, 1, oci.CHUNK, 5 * oci.CHUNK + 123])
+@pytest.mark.parametrize("size", [0, 1, ocigzip.CHUNK, 5 * ocigzip.CHUNK + 123])
 def test_parallel_gzip_is_one_valid_stream_whatever_the_thread_count(tmp_path: Path, monkeypatch, size: int) -> None:
-    import os
     import random
 
     rng = random.Random(size)
@@ -66,10 +72,9 @@ def test_parallel_gzip_is_one_valid_stream_whatever_the_thread_count(tmp_path: P
     (tmp_path / "layer.tar").write_bytes(data)
     digests = set()
     for threads in (1, 2, 7):
-        monkeypatch.setattr(os, "cpu_count", lambda threads=threads: threads)
         blobs = tmp_path / f"blobs{threads}"
         blobs.mkdir()
-        lay = oci._compress_layer(tmp_path / "layer.tar", blobs, 6)
+        lay = ocigzip.compress_layer(tmp_path / "layer.tar", blobs, 6, threads)
         blob = (blobs / lay.digest.split(":")[1]).read_bytes()
         assert gzip.decompress(blob) == data and lay.size == len(blob) and lay.raw_size == size
         assert lay.diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
@@ -242,7 +247,7 @@ def test_failure_midway_leaves_nothing_and_keeps_old_output(tmp_path: Path, laye
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(oci, "_write_layout", boom)
+    monkeypatch.setattr(oci, "write_layout", boom)
     with pytest.raises(OSError, match="disk full"):
         write_image(out, [layer], meta())
     assert out.read_bytes() == b"previous"
@@ -255,10 +260,10 @@ def test_bad_input_is_a_user_error(tmp_path: Path, layer: Path) -> None:
     with pytest.raises(BaseforgeError, match="no layers"):
         write_image(tmp_path / "a.tar", [], meta())
     with pytest.raises(BaseforgeError, match="not an OCI image layout"):
-        read_image(layer)
+        ociread.read(layer)
 
 
 @pytest.mark.parametrize("tags, ref", [((), None), (("demo",), "latest"), (("registry:5000/demo",), "latest"),
                                        (("registry:5000/demo:2",), "2")])
 def test_ref_name(tags: tuple[str, ...], ref: str | None) -> None:
-    assert oci._ref_annotations(tags).get("org.opencontainers.image.ref.name") == ref
+    assert ocilayout.ref_annotations(tags).get("org.opencontainers.image.ref.name") == ref

@@ -9,11 +9,10 @@ import re
 from typing import Any
 
 from ..errors import BaseforgeError
-from ..spec import Source
+from ..spec import FAMILIES, Source
 from . import Distro
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-FAMILIES = ("debian", "rpm", "alpine", "none")
 
 
 class Tarball(Distro, name="tarball"):
