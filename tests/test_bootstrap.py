@@ -100,7 +100,7 @@ def test_build_raw_leaves_nothing_on_failure(tmp_path, monkeypatch):
             raise BaseforgeError("interrupted")
 
     cell = CellSpec(**{**CELL.__dict__, "bootstrapper": "broken-test", "arch": "amd64"})
-    monkeypatch.setattr("baseforge.doctor.host_arch", lambda: "amd64")
+    monkeypatch.setattr("baseforge.host.host_arch", lambda: "amd64")
     with pytest.raises(BaseforgeError):
         bootstrap.build_raw(cell, tmp_path / "out.tar")
     assert list(tmp_path.iterdir()) == []
@@ -108,14 +108,14 @@ def test_build_raw_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
 
 def test_foreign_arch_without_binfmt_is_a_clear_error(monkeypatch, tmp_path):
-    from baseforge import doctor
+    from baseforge import host
 
-    monkeypatch.setattr(doctor, "BINFMT", tmp_path)
-    monkeypatch.setattr(doctor, "host_arch", lambda: "amd64")
+    monkeypatch.setattr(host, "BINFMT", tmp_path)
+    monkeypatch.setattr(host, "host_arch", lambda: "amd64")
     with pytest.raises(BaseforgeError, match="cannot bootstrap arm64") as exc:
-        doctor.require_binfmt("arm64")
+        host.require_binfmt("arm64")
     assert "update-binfmts --enable qemu-aarch64" in str(exc.value)
-    doctor.require_binfmt("amd64")  # native needs nothing
+    host.require_binfmt("amd64")  # native needs nothing
 
 
 def test_scratch_dir_is_a_big_enough_tmpfs_or_what_the_user_says(monkeypatch):
@@ -134,3 +134,34 @@ def test_every_mmdebstrap_run_gets_the_epoch_and_the_scratch_dir(monkeypatch, tm
     monkeypatch.setenv("BASEFORGE_TMPDIR", str(tmp_path / "scratch"))
     assert environment(CELL) == {"SOURCE_DATE_EPOCH": "1700000000", "TMPDIR": str(tmp_path / "scratch")}
     assert (tmp_path / "scratch").is_dir()
+
+
+def test_a_bootstrap_job_imports_neither_the_docker_sdk_nor_the_config_schema(tmp_path):
+    """A bootstrap job (what scripts/bootstrap.py imports, build_raw, every bootstrapper plugin, the rootless
+    check) stays clear of docker, jsonschema, the config and doctor: host facts come from baseforge.host."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys
+import baseforge.bootstrap as b, baseforge.run, baseforge.spec
+from baseforge.errors import BaseforgeError
+from baseforge.host import host_arch
+from baseforge.bootstrap import mmdebstrap
+plugins = [b.get(n) for n in b.available()]
+
+class Noop(b.Bootstrapper, name="noop-test"):
+    def bootstrap(self, cell, out_tar, workdir):
+        out_tar.write_bytes(b"")
+
+cell = baseforge.spec.CellSpec("i", "debian", "bookworm", "default", host_arch(), "noop-test")
+b.build_raw(cell, {str(tmp_path / "out.tar")!r})
+os.geteuid = lambda: 65534  # as an ordinary user: the rootless (subuid) check runs
+try:
+    mmdebstrap.mode()
+except BaseforgeError:
+    pass
+print(len(plugins), *sorted(m for m in ("docker", "jsonschema", "baseforge.config", "baseforge.doctor") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) >= 6 and out[1:] == [], out

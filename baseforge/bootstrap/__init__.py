@@ -7,10 +7,15 @@ A plugin is one class in one module of this package (or of another package, regi
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 from .. import plugins
+from ..host import require_binfmt
+from ..run import step
 from ..spec import CellSpec
 
 ENTRY_POINT_GROUP = "baseforge.bootstrappers"
@@ -60,8 +65,6 @@ def scratch_dir(min_free: int = 2 << 30) -> str | None:
     """Where a bootstrapper unpacks its tree: ``$BASEFORGE_TMPDIR`` if set, else /dev/shm when it is a
     tmpfs with ``min_free`` bytes available (dpkg on a RAM disk is a third faster than on a disk), else None
     (the system's temporary directory)."""
-    import os
-
     if os.environ.get("BASEFORGE_TMPDIR"):
         return os.environ["BASEFORGE_TMPDIR"]
     shm = "/dev/shm"
@@ -79,13 +82,6 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
     """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing.
 
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
-    import os
-    import shutil
-    import tempfile
-
-    from ..doctor import require_binfmt
-    from ..run import step
-
     require_binfmt(cell.arch)
     out_tar = Path(out_tar)
     out_tar.parent.mkdir(parents=True, exist_ok=True)

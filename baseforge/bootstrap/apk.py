@@ -7,13 +7,13 @@ apk_sha256: …}``; the image's ``keyrings:`` are the repository's public keys (
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import BaseforgeError
+from ..host import require_root
 from ..run import run
 from ..spec import CellSpec
 from . import Bootstrapper
@@ -58,8 +58,7 @@ class Apk(Bootstrapper, name="apk"):
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
-        if os.geteuid() != 0:
-            raise BaseforgeError(f"apk --root needs root, and {cell.id} is being built as uid {os.geteuid()}")
+        require_root("apk --root", cell.id)
         if not cell.keyrings:
             raise BaseforgeError(f"{cell.id}: apk checks index signatures and this image lists no keys",
                                  hint="add keyrings: [<alpine-devel@…rsa.pub files>] to the image")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..errors import BaseforgeError
+from ..host import require_root
 from ..run import output, run
 from ..spec import CellSpec
 from . import Bootstrapper
@@ -23,11 +22,7 @@ class Debootstrap(Bootstrapper, name="debootstrap"):
         return argv + [cell.release, str(target), main.url]
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
-        if os.geteuid() != 0:
-            raise BaseforgeError(
-                f"debootstrap needs root, and {cell.id} is being built as uid {os.geteuid()}",
-                hint="use bootstrapper: mmdebstrap (it runs rootless with --mode=unshare), or run as root",
-            )
+        require_root("debootstrap", cell.id, "use bootstrapper: mmdebstrap (it runs rootless with --mode=unshare), or run as root")
         target = workdir / "rootfs"
         run(self.argv(cell, target), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
         # debootstrap writes only the main source; add -updates/-security like Debian's images have

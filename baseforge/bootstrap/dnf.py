@@ -9,11 +9,11 @@ repository metadata's signature. dnf's cache and logs stay in the rootfs and pac
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import BaseforgeError
+from ..host import require_root
 from ..run import output, run
 from ..spec import CellSpec
 from . import Bootstrapper
@@ -61,9 +61,7 @@ class Dnf(Bootstrapper, name="dnf"):
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
-        if os.geteuid() != 0:
-            raise BaseforgeError(f"dnf --installroot needs root, and {cell.id} is being built as uid {os.geteuid()}",
-                                 hint="run the bootstrap rule as root")
+        require_root("dnf --installroot", cell.id)
         if not cell.packages:
             raise BaseforgeError(f"{cell.id}: no packages to install", hint="list packages: for the image or its variant")
         (workdir / "repos.d").mkdir()

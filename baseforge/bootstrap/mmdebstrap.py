@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 from .. import pkgcache
+from ..errors import BaseforgeError
+from ..host import subid_problem, user
 from ..run import output, run
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
@@ -20,15 +22,9 @@ def mode() -> str:
     say so here, before mmdebstrap runs (its own error is a bare ``newuidmap`` failure deep in its log)."""
     if os.geteuid() == 0:
         return "root"
-    import pwd
-
-    from ..doctor import subid_problem
-    from ..errors import BaseforgeError
-
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    problem = subid_problem(user)
+    problem = subid_problem(user())
     if problem:
-        raise BaseforgeError(f"rootless bootstrap (mmdebstrap --mode=unshare) as {user} needs subordinate uids and gids",
+        raise BaseforgeError(f"rootless bootstrap (mmdebstrap --mode=unshare) as {user()} needs subordinate uids and gids",
                              hint=f"{problem} (as root, on every node)")
     return "unshare"
 
