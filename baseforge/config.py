@@ -108,23 +108,6 @@ def repo(namespace: str, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def code_hash(*modules: str) -> str:
-    """Content hash of baseforge modules (files or packages) and data a rule depends on.
-
-    Snakemake reruns a script rule when the script changes, and its between-workflow cache hashes the
-    script and params only; this hash, passed as a param, makes library changes count too.
-    """
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        path = root / module
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in files:
-            if f.is_file() and "__pycache__" not in f.parts:
-                digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[dict[str, Any]]:
     """Variants as dicts; a bare name must be one the preset knows (``default``, ``slim`` …)."""
     out: list[dict[str, Any]] = []

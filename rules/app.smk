@@ -13,7 +13,7 @@ rule app_image:
         app=alternation(DECLARATIVE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("app.py", "oci.py", "spec.py", "run.py"),
+        code=code_hash("app_image"),
     log:
         "logs/app/{app}.log",
     cache: "omit-software"
@@ -32,7 +32,7 @@ rule app_load:
     params:
         meta=lambda w: APPS[w.app].meta.to_dict(),
         method="oci",
-        code=bfconfig.code_hash("engine.py"),
+        code=code_hash("load"),
     log:
         "logs/load/apps/{app}.log",
     script:
@@ -49,7 +49,7 @@ rule app_build:
         app=alternation(DOCKERFILE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("app.py", "engine.py"),
+        code=code_hash("app_build"),
     log:
         "logs/app/{app}.log",
     script:

@@ -9,10 +9,9 @@ rule bootstrap:
         tar="build/raw/{image}/{release}/{arch}/{raw}.tar",
     params:
         cell=raw_cell,
-        # the plugin this cell uses, not the whole package: adding or changing another bootstrapper
+        # with the plugins this cell uses, not the whole package: adding or changing another bootstrapper
         # must not rebuild (or miss the cache of) every rootfs
-        code=lambda w: bfconfig.code_hash("bootstrap/__init__.py", f"bootstrap/{raw_cell(w)['bootstrapper']}.py",
-                                          "spec.py", "run.py", "pkgcache.py"),
+        code=lambda w: code_hash("bootstrap", raw_cell(w)),
     log:
         "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
     resources:
@@ -35,7 +34,7 @@ rule pack:
         slim=lambda w: image_plan(w).cell.slim,
         family=lambda w: image_plan(w).family,
         cell=lambda w: cell_path(w),
-        code=bfconfig.code_hash("pack.py", "manifest.py", "data"),
+        code=code_hash("pack"),
     log:
         "logs/pack/{image}/{release}/{variant}/{arch}.log",
     resources:
@@ -55,7 +54,7 @@ rule sbom:
         provenance="build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
     params:
         plan=lambda w: image_plan(w).to_dict(),
-        code=bfconfig.code_hash("manifest.py", "provenance.py"),
+        code=lambda w: code_hash("sbom", image_plan(w).cell.to_dict()),
     log:
         "logs/sbom/{image}/{release}/{variant}/{arch}.log",
     cache: "omit-software"

@@ -3,6 +3,7 @@ import re
 import sys
 from pathlib import Path
 
+from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
 from baseforge.errors import BaseforgeError
 
@@ -30,6 +31,13 @@ wildcard_constraints:
     variant="[^/]+",
     arch="[^/]+",
     raw="[^/]+",
+
+
+def code_hash(script, cell=None):
+    # the library code scripts/<script>.py runs (the import closure of what it imports, and the plugins
+    # the cell names): a param, so a change to that code reruns the job and misses the between-workflow cache
+    plugins = bfcode.cell_modules(cell["bootstrapper"], cell["distro"]) if cell else ()
+    return bfcode.script_hash(Path(workflow.basedir) / "scripts" / f"{script}.py", *plugins)
 
 
 def cell_path(w):

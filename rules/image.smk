@@ -9,7 +9,7 @@ rule image:
         info="build/oci/{image}/{release}/{variant}/{arch}.json",
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
-        code=bfconfig.code_hash("oci.py", "spec.py"),
+        code=code_hash("image"),
     log:
         "logs/image/{image}/{release}/{variant}/{arch}.log",
     resources:
@@ -31,7 +31,7 @@ rule load:
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
         method=lambda w: image_plan(w).load,
-        code=bfconfig.code_hash("engine.py", "oci.py"),
+        code=code_hash("load"),
     log:
         "logs/load/{image}/{release}/{variant}/{arch}.log",
     script:

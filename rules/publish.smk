@@ -9,7 +9,7 @@ rule index:
         archive="build/oci/{image}/{release}/{variant}.index.oci.tar",
     params:
         meta=lambda w: next(IMAGES[p].meta.to_dict() for p in group(w) if IMAGES[p].native),
-        code=bfconfig.code_hash("oci.py"),
+        code=code_hash("index"),
     log:
         "logs/index/{image}/{release}/{variant}.log",
     script:
@@ -24,7 +24,7 @@ rule push:
     params:
         registry=PLAN.registry,
         tags=lambda w: [t for p in group(w) if IMAGES[p].native for t in IMAGES[p].meta.tags],
-        code=bfconfig.code_hash("publish.py"),
+        code=code_hash("push"),
     log:
         "logs/push/{image}/{release}/{variant}.log",
     script:
@@ -42,7 +42,7 @@ rule push_app:
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
-        code=bfconfig.code_hash("publish.py"),
+        code=code_hash("push"),
     log:
         "logs/push/apps/{app}.log",
     script:
@@ -60,7 +60,7 @@ rule push_built_app:
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
-        code=bfconfig.code_hash("publish.py"),
+        code=code_hash("push"),
     log:
         "logs/push/apps/{app}.log",
     script:

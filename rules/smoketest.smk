@@ -8,7 +8,7 @@ rule smoketest:
         report="build/smoke/{image}/{release}/{variant}/{arch}.ok",
     params:
         plan=lambda w: image_plan(w).to_dict(),
-        code=bfconfig.code_hash("smoketest.py", "engine.py"),
+        code=code_hash("smoketest"),
     # a report is a function of the image ID (in the record), the checks and the code: a clone that loads
     # the same image reuses its PASS from the between-workflow cache (leave smoketest out of --cache to rerun)
     cache: "omit-software"
@@ -25,7 +25,7 @@ rule smoketest_app:
         report="build/smoke/apps/{app}.ok",
     params:
         plan=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("smoketest.py", "engine.py"),
+        code=code_hash("smoketest"),
     cache: "omit-software"
     log:
         "logs/smoketest/apps/{app}.log",
