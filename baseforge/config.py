@@ -127,6 +127,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     # installed (not editable), e.g. in a cluster venv, the package has no repository around it: use the
     # schema of the workflow being run
     validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
+    _check_mirrors(config.get("mirrors", {}))
     namespace = config.get("namespace", "baseforge")
     tag_owner: dict[str, str] = {}
 
@@ -142,6 +143,18 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
+
+
+def _check_mirrors(mirrors: dict[str, str]) -> None:
+    """Every ``mirrors:`` key must be one a preset reads (a plugin's preset brings its own keys)."""
+    if not mirrors:
+        return
+    known = distro.mirror_keys()
+    for key in mirrors:
+        if key not in known:
+            raise BaseforgeError(f"config mirrors.{key}: no distro preset reads a mirror called {key!r}",
+                                 hint="mirror keys of the presets there are: " + ", ".join(
+                                     f"{k} ({', '.join(v)})" for k, v in sorted(known.items())))
 
 
 def _preset(name: str, spec: dict[str, Any]) -> tuple[distro.Distro, str, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import plugins
+from ..errors import BaseforgeError
 from ..spec import PLATFORMS, Source
 
 ENTRY_POINT_GROUP = "baseforge.distros"
@@ -28,6 +29,9 @@ class Distro:
     architectures: ClassVar[tuple[str, ...]] = tuple(PLATFORMS)
     #: the ``ID`` line of /etc/os-release, or None when the rootfs has none
     os_id: ClassVar[str | None] = None
+    #: the config ``mirrors:`` keys this preset reads, each with the image option that overrides it; the first
+    #: is the main archive. Empty: one key, the preset's name, overridden by ``options.mirror``
+    mirror_keys: ClassVar[dict[str, str]] = {}
     registry: ClassVar[dict[str, type[Distro]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
@@ -57,21 +61,30 @@ class Distro:
         """The family pack() treats an image as; a preset whose family depends on its options overrides this."""
         return self.family
 
+    def mirror_options(self) -> dict[str, str]:
+        """``mirrors:`` key -> image option overriding it, main archive first (see :attr:`mirror_keys`)."""
+        return dict(self.mirror_keys) or {self.name: "mirror"}
+
     def mirror(self, mirrors: dict[str, str], options: dict[str, Any], key: str | None = None) -> str:
-        """The image's ``options.mirror``, else config ``mirrors.<key>`` (default: the preset's name).
+        """The one place a preset finds a mirror: the image's option for ``key`` (``options.mirror`` for the
+        main archive), else config ``mirrors.<key>``, else :meth:`default_mirror`.
 
         There are no built-in public host names: a preset without a configured mirror says how to set one.
         """
-        from ..errors import BaseforgeError
-
-        key = key or self.name
-        url = options.get("mirror") if key == self.name else None
-        url = url or mirrors.get(key)
+        keys = self.mirror_options()
+        key = key or next(iter(keys))
+        url = options.get(keys.get(key, "")) or mirrors.get(key) or self.default_mirror(key, mirrors, options)
         if not url:
             raise BaseforgeError(f"no mirror configured for {self.name}",
                                  hint=f"set mirrors: {{{key}: <URL of your {key} mirror>}} in config/config.yaml, "
-                                      "or options: {mirror: <URL>} on the image")
+                                      f"or options: {{{keys.get(key, 'mirror')}: <URL>}} on the image")
         return url.rstrip("/")
+
+    def default_mirror(self, key: str, mirrors: dict[str, str], options: dict[str, Any]) -> str | None:
+        """Where ``key`` points when neither the image nor the config says: a secondary key (security) is
+        served by the main archive; the main archive has no default (a preset may read one from the host)."""
+        main = next(iter(self.mirror_options()))
+        return self.mirror(mirrors, options) if key != main else None
 
 
 def available() -> list[str]:
@@ -82,3 +95,12 @@ def available() -> list[str]:
 def get(name: str) -> Distro:
     """Load and instantiate the distro called ``name``."""
     return plugins.load(name, Distro.registry, __name__, ENTRY_POINT_GROUP, "distro")()
+
+
+def mirror_keys() -> dict[str, list[str]]:
+    """Every config ``mirrors:`` key the presets read, with the presets that read it."""
+    out: dict[str, list[str]] = {}
+    for name in available():
+        for key in get(name).mirror_options():
+            out.setdefault(key, []).append(name)
+    return out

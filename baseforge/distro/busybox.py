@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..mirror import default_mirror
 from ..spec import Source
 from .debian import Debian
 
@@ -19,7 +18,7 @@ class Busybox(Debian, name="busybox"):
     os_id = None
 
     def sources(self, release: str, mirrors: dict[str, str], options: dict[str, Any]) -> tuple[Source, ...]:
-        return (Source(mirrors.get("archive") or default_mirror("archive"), release, ("main",)),)
+        return (Source(self.mirror(mirrors, options), release, ("main",)),)
 
     def release_tags(self, release: str) -> list[str]:
         return [release]

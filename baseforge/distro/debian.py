@@ -21,18 +21,27 @@ class Debian(Distro, name="debian"):
     os_id = "debian"
     #: suites that get no -updates / -security companions
     rolling = ("sid", "unstable", "experimental")
+    components = ("main",)
+    mirror_keys = {"archive": "mirror", "security": "security_mirror"}
 
     def sources(self, release: str, mirrors: dict[str, str], options: dict[str, Any]) -> tuple[Source, ...]:
-        components = tuple(options.get("components", ["main"]))
-        archive = mirrors.get("archive") or default_mirror("archive")
+        components = tuple(options.get("components", self.components))
+        main, security = self.mirror_options()
+        archive = self.mirror(mirrors, options)
         out = [Source(archive, release, components)]
         if options.get("updates", True) and release not in self.rolling:
             out.append(Source(archive, f"{release}-updates", components))
-            out.append(Source(mirrors.get("security") or default_mirror("security"), f"{release}-security", components))
+            out.append(Source(self.mirror(mirrors, options, security), f"{release}-security", components))
         return tuple(out)
 
+    def default_mirror(self, key: str, mirrors: dict[str, str], options: dict[str, Any]) -> str | None:
+        """Debian's own mirrors default to the host's apt sources (a derivative's keys do not)."""
+        if key in Debian.mirror_keys:
+            return default_mirror(key)
+        return super().default_mirror(key, mirrors, options)
+
     def expected_os_release(self, release: str) -> dict[str, str]:
-        fields = {"ID": "debian"}
+        fields = {"ID": self.os_id}
         if release in self.releases and self.releases[release] not in ("", "unstable"):
             fields["VERSION_CODENAME"] = release
         return fields

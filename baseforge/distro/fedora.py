@@ -25,4 +25,4 @@ class Fedora(Distro, name="fedora"):
         return tuple(out)
 
     def expected_os_release(self, release: str) -> dict[str, str]:
-        return {"ID": "fedora", "VERSION_ID": release}
+        return {"ID": self.os_id, "VERSION_ID": release}

@@ -34,5 +34,8 @@ class Tarball(Distro, name="tarball"):
                                  hint="sha256sum <tarball>")
         return ()
 
+    def mirror_options(self) -> dict[str, str]:
+        return {}  # the tarball is the whole source
+
     def release_tags(self, release: str) -> list[str]:
         return [release]

@@ -7,9 +7,6 @@ image for arm64 points ``options: {mirror: …}`` at a ports mirror.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..spec import Source
 from .debian import Debian
 
 
@@ -22,18 +19,5 @@ class Ubuntu(Debian, name="ubuntu"):
     os_id = "ubuntu"
     components = ("main", "universe")
     rolling = ("devel",)
-
-    def sources(self, release: str, mirrors: dict[str, str], options: dict[str, Any]) -> tuple[Source, ...]:
-        components = tuple(options.get("components", self.components))
-        archive = self.mirror(mirrors, options)
-        out = [Source(archive, release, components)]
-        if options.get("updates", True) and release not in self.rolling:
-            security = options.get("security_mirror") or mirrors.get("ubuntu-security") or archive
-            out += [Source(archive, f"{release}-updates", components), Source(security.rstrip("/"), f"{release}-security", components)]
-        return tuple(out)
-
-    def expected_os_release(self, release: str) -> dict[str, str]:
-        fields = {"ID": "ubuntu"}
-        if self.releases.get(release):
-            fields["VERSION_CODENAME"] = release
-        return fields
+    # the archive has no default mirror; security is served by the archive unless set
+    mirror_keys = {"ubuntu": "mirror", "ubuntu-security": "security_mirror"}
