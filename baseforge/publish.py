@@ -19,14 +19,14 @@ def archive_digest(archive: Path) -> str:
     return index["manifests"][0]["digest"]
 
 
-def tls_flags(registry: dict[str, Any], flag: str) -> list[str]:
-    return [] if registry.get("tls_verify", True) else [f"--{flag}-tls-verify=false"]
+def tls_flags(registry: dict[str, Any], flag: str = "") -> list[str]:
+    """skopeo's TLS switch for ``registry``: ``--tls-verify=false``, or ``--<flag>-tls-verify=false`` (src, dest)."""
+    return [] if registry.get("tls_verify", True) else [f"--{flag + '-' if flag else ''}tls-verify=false"]
 
 
 def remote_digest(ref: str, registry: dict[str, Any]) -> str | None:
     """Digest of the manifest at ``ref`` (docker://…), or None if it is not there."""
-    tls = [] if registry.get("tls_verify", True) else ["--tls-verify=false"]
-    proc = run(["skopeo", "inspect", "--raw", *tls, ref], capture=True, check=False)
+    proc = run(["skopeo", "inspect", "--raw", *tls_flags(registry), ref], capture=True, check=False)
     if proc.returncode != 0:
         return None
     return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
@@ -34,8 +34,7 @@ def remote_digest(ref: str, registry: dict[str, Any]) -> str | None:
 
 def remote_config_digest(ref: str, registry: dict[str, Any]) -> str | None:
     """The image ID (config digest) of the single-arch manifest at ``ref``, or None."""
-    tls = [] if registry.get("tls_verify", True) else ["--tls-verify=false"]
-    proc = run(["skopeo", "inspect", "--raw", *tls, ref], capture=True, check=False)
+    proc = run(["skopeo", "inspect", "--raw", *tls_flags(registry), ref], capture=True, check=False)
     if proc.returncode != 0:
         return None
     return json.loads(proc.stdout).get("config", {}).get("digest")

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from .. import plugins
 from ..host import require_binfmt
-from ..run import step
+from ..run import run, step
 from ..spec import CellSpec
 
 ENTRY_POINT_GROUP = "baseforge.bootstrappers"
@@ -49,6 +49,11 @@ class Bootstrapper:
     def version(self) -> str:
         """The version of the tool doing the work, for provenance records."""
         return "unknown"
+
+
+def tar_tree(root: Path, out_tar: Path) -> None:
+    """The raw tar of a bootstrapped tree: numeric owners and xattrs kept (pack() normalizes the rest)."""
+    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cf", out_tar, "."])
 
 
 def available() -> list[str]:

@@ -6,17 +6,16 @@ apk_sha256: …}``; the image's ``keyrings:`` are the repository's public keys (
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..download import fetch_verified
 from ..errors import BaseforgeError
 from ..host import require_root
 from ..run import run
 from ..spec import CellSpec
-from . import Bootstrapper
+from . import Bootstrapper, tar_tree
 
 #: Debian architecture -> apk --arch
 ARCH = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7", "armel": "armhf", "i386": "x86",
@@ -37,12 +36,7 @@ def fetch_apk(cell: CellSpec, workdir: Path) -> Path:
     if not want:
         raise BaseforgeError(f"{cell.id}: options.apk is a URL without apk_sha256",
                              hint="add apk_sha256: <sha256sum of apk.static>, so a changed binary is noticed")
-    target = workdir / "apk.static"
-    with urllib.request.urlopen(where, timeout=60) as resp, open(target, "wb") as f:
-        shutil.copyfileobj(resp, f)
-    got = hashlib.sha256(target.read_bytes()).hexdigest()
-    if got != want:
-        raise BaseforgeError(f"{where}: sha256 {got}, expected {want}", hint="fix options.apk_sha256 or the mirror")
+    target = fetch_verified(where, workdir / "apk.static", want, hint="fix options.apk_sha256 or the mirror")
     target.chmod(0o755)
     return target
 
@@ -73,7 +67,7 @@ class Apk(Bootstrapper, name="apk"):
             shutil.copy(k, root / "etc/apk/keys" / k.name)  # apk in the image checks the same keys
         run(self.argv(cell, apk, root, keys), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
         (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in cell.sources))
-        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cf", out_tar, "."])
+        tar_tree(root, out_tar)
 
     def version(self) -> str:
         return "unknown"

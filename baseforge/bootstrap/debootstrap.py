@@ -7,7 +7,7 @@ from pathlib import Path
 from ..host import require_root
 from ..run import output, run
 from ..spec import CellSpec
-from . import Bootstrapper
+from . import Bootstrapper, tar_tree
 
 
 class Debootstrap(Bootstrapper, name="debootstrap"):
@@ -27,7 +27,7 @@ class Debootstrap(Bootstrapper, name="debootstrap"):
         run(self.argv(cell, target), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
         # debootstrap writes only the main source; add -updates/-security like Debian's images have
         (target / "etc/apt/sources.list").write_text("".join(f"{s.deb_line()}\n" for s in cell.sources))
-        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", target, "-cf", out_tar, "."])
+        tar_tree(target, out_tar)
 
     def version(self) -> str:
         return output(["dpkg-query", "-W", "-f=${Version}", "debootstrap"])

@@ -12,18 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import distro
 from ..errors import BaseforgeError
 from ..host import require_root
 from ..run import output, run
 from ..spec import CellSpec
-from . import Bootstrapper
-
-#: where the target's rpm looks for its database: Fedora and EL 10 moved it under /usr
-RPMDB = {"fedora": "/usr/lib/sysimage/rpm", "10": "/usr/lib/sysimage/rpm"}
-
+from . import Bootstrapper, tar_tree
 
 def rpmdb_path(cell: CellSpec) -> str:
-    return cell.options.get("rpmdb") or RPMDB.get(cell.distro) or RPMDB.get(cell.release) or "/var/lib/rpm"
+    """Where the target's rpm looks for its database: ``options.rpmdb``, else what the cell's preset says."""
+    return cell.options.get("rpmdb") or distro.get(cell.distro).rpmdb(cell.release)
 
 
 def key_url(key: str) -> str:
@@ -74,7 +72,7 @@ class Dnf(Bootstrapper, name="dnf"):
         root = workdir / "rootfs"
         root.mkdir()
         run(self.argv(cell, root, workdir), env={"HOME": str(home), "SOURCE_DATE_EPOCH": str(cell.epoch)})
-        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cf", out_tar, "."])
+        tar_tree(root, out_tar)
 
     def version(self) -> str:
         return output(["dnf", "--version"]).splitlines()[0]

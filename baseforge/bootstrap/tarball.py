@@ -8,17 +8,18 @@ but an earlier entry. Compression (gzip, xz, bzip2) is undone; pack() normalizes
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
-import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..download import fetch_verified, verify
 from ..errors import BaseforgeError
 from ..spec import CellSpec
 from . import Bootstrapper
+
+
+CHANGED = "the tarball changed: check where it came from, then update options.sha256"
 
 
 def fetch(cell: CellSpec, workdir: Path) -> Path:
@@ -29,22 +30,11 @@ def fetch(cell: CellSpec, workdir: Path) -> Path:
         if not path.is_file():
             raise BaseforgeError(f"{cell.id}: options.path {path} does not exist",
                                  hint="a relative path is relative to the workflow directory")
-    else:
-        url = opts.get("url", "")
-        if urlparse(url).scheme not in ("http", "https", "file"):
-            raise BaseforgeError(f"{cell.id}: options.url {url!r} is not an http(s) or file URL")
-        path = workdir / "download"
-        with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:
-            shutil.copyfileobj(resp, f)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != opts.get("sha256"):
-        raise BaseforgeError(f"{opts.get('path') or opts.get('url')}: sha256 is {digest.hexdigest()}, "
-                             f"the config says {opts.get('sha256')}",
-                             hint="the tarball changed: check where it came from, then update options.sha256")
-    return path
+        return verify(path, opts.get("sha256", ""), str(path), hint=CHANGED)
+    url = opts.get("url", "")
+    if urlparse(url).scheme not in ("http", "https", "file"):
+        raise BaseforgeError(f"{cell.id}: options.url {url!r} is not an http(s) or file URL")
+    return fetch_verified(url, workdir / "download", opts.get("sha256", ""), hint=CHANGED)
 
 
 def _name(raw: str) -> str:

@@ -57,6 +57,10 @@ class Distro:
         """URL of the file whose date is the release's default SOURCE_DATE_EPOCH, if any."""
         return None
 
+    def rpmdb(self, release: str) -> str:
+        """Where rpm keeps its database in this distribution's images (for the dnf bootstrapper)."""
+        return "/var/lib/rpm"
+
     def image_family(self, options: dict[str, Any]) -> str:
         """The family pack() treats an image as; a preset whose family depends on its options overrides this."""
         return self.family

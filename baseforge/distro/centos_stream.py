@@ -31,5 +31,10 @@ class CentosStream(Distro, name="centos-stream"):
         components = options.get("components", self.components)
         return tuple(Source(self.repo_url(mirror, release, c), c, ()) for c in components)
 
+    def rpmdb(self, release: str) -> str:
+        """EL 10 moved the rpmdb under /usr, as Fedora did."""
+        major = release.split(".")[0]
+        return "/usr/lib/sysimage/rpm" if major.isdigit() and int(major) >= 10 else "/var/lib/rpm"
+
     def expected_os_release(self, release: str) -> dict[str, str]:
         return {"ID": self.os_id, "VERSION_ID": release} if self.os_id else {}

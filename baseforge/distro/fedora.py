@@ -24,5 +24,8 @@ class Fedora(Distro, name="fedora"):
             out.append(Source(f"{mirror}/updates/{release}/Everything/$basearch/", "updates", ()))
         return tuple(out)
 
+    def rpmdb(self, release: str) -> str:
+        return "/usr/lib/sysimage/rpm"  # since Fedora 36
+
     def expected_os_release(self, release: str) -> dict[str, str]:
         return {"ID": self.os_id, "VERSION_ID": release}
