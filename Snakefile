@@ -16,7 +16,6 @@ include: "rules/image.smk"
 include: "rules/app.smk"
 include: "rules/smoketest.smk"
 include: "rules/publish.smk"
-include: "rules/cluster.smk"
 
 
 rule all:
@@ -24,6 +23,7 @@ rule all:
         "results/images.tsv",
         push_targets(),
     default_target: True
+    localrule: True
 
 
 # the run is over: do not wait for the scheduler's rate-limit timers before exiting (baseforge.run)

@@ -50,7 +50,7 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> 
                     tf.addfile(info, f)
 
 
-def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str) -> None:
+def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, threads: int | None = None) -> None:
     """Rule app_image: run the app's build command in a copy of its context, then write its image."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
@@ -67,7 +67,8 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
             raise BaseforgeError(f"app {app['name']} adds no files", hint="its build: must write under $OUT, or list files in add:")
         layer = Path(tmp) / "layer.tar"
         layer_from_tree(out, add, layer, meta.created)
-        result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None)
+        result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None,
+                             threads=threads)
     write_json(info, result.to_dict())
 
 

@@ -15,19 +15,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import config
+from . import config, paths
+from .download import sha256_file as sha256
 from .errors import BaseforgeError
 from .run import log, run
 
 WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def listing(tar: Path) -> dict[str, str]:
@@ -63,7 +56,7 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
     unknown = [c for c in chosen if c not in plan.images]
     if unknown:
         raise BaseforgeError(f"unknown cell(s): {', '.join(unknown)}", hint=f"choose from: {', '.join(sorted(plan.images))}")
-    missing = [c for c in chosen if not (workdir / f"build/rootfs/{c}/rootfs.tar").exists()]
+    missing = [c for c in chosen if not (workdir / paths.cell(paths.ROOTFS, c)).exists()]
     if missing:
         raise BaseforgeError(f"nothing recorded to verify for {', '.join(missing)}", hint="build them first: snakemake --cores 4")
     fresh = Path(tempfile.mkdtemp(prefix="baseforge-verify-"))
@@ -74,13 +67,13 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
             elif (workdir / name).exists():
                 shutil.copy2(workdir / name, fresh / name)
         shutil.copy2(config_path, fresh / "config/config.yaml")
-        targets = [f"build/oci/{c}.oci.tar" for c in chosen]
+        targets = [paths.cell(paths.OCI, c) for c in chosen]
         run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)
         failures = 0
         for cell in chosen:
-            rec_tar, new_tar = workdir / f"build/rootfs/{cell}/rootfs.tar", fresh / f"build/rootfs/{cell}/rootfs.tar"
-            rec_img = json.loads((workdir / f"build/oci/{cell}.json").read_text())
-            new_img = json.loads((fresh / f"build/oci/{cell}.json").read_text())
+            rec_tar, new_tar = workdir / paths.cell(paths.ROOTFS, cell), fresh / paths.cell(paths.ROOTFS, cell)
+            rec_img = json.loads((workdir / paths.cell(paths.OCI_INFO, cell)).read_text())
+            new_img = json.loads((fresh / paths.cell(paths.OCI_INFO, cell)).read_text())
             same_tar = sha256(rec_tar) == sha256(new_tar)
             same_img = (rec_img["image_id"], rec_img["manifest_digest"]) == (new_img["image_id"], new_img["manifest_digest"])
             print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({sha256(new_tar)[:16]}), "

@@ -7,13 +7,14 @@ rule app_image:
         unpack(app_base_inputs),
         context=app_context,
     output:
-        archive="build/apps/{app}.oci.tar",
-        info="build/apps/{app}.json",
+        archive=paths.app(paths.APP_OCI),
+        info=paths.app(paths.APP_INFO),
     wildcard_constraints:
         app=alternation(DECLARATIVE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
         code=code_hash("app_image"),
+    threads: 2  # the OCI writer's gzip, as rule image
     log:
         "logs/app/{app}.log",
     cache: "omit-software"
@@ -23,10 +24,10 @@ rule app_image:
 
 rule app_load:
     input:
-        archive="build/apps/{app}.oci.tar",
-        info="build/apps/{app}.json",
+        archive=paths.app(paths.APP_OCI),
+        info=paths.app(paths.APP_INFO),
     output:
-        record="build/engine/apps/{app}.json",
+        record=paths.app(paths.APP_ENGINE),
     wildcard_constraints:
         app=alternation(DECLARATIVE),
     params:
@@ -35,6 +36,7 @@ rule app_load:
         code=code_hash("load"),
     log:
         "logs/load/apps/{app}.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/load.py"
 
@@ -44,7 +46,7 @@ rule app_build:
         unpack(app_base_inputs),
         context=app_context,
     output:
-        record="build/engine/apps/{app}.json",
+        record=paths.app(paths.APP_ENGINE),
     wildcard_constraints:
         app=alternation(DOCKERFILE),
     params:
@@ -52,5 +54,6 @@ rule app_build:
         code=code_hash("app_build"),
     log:
         "logs/app/{app}.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/app_build.py"

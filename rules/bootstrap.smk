@@ -6,7 +6,7 @@ rule bootstrap:
     input:
         unpack(raw_parent),
     output:
-        tar="build/raw/{image}/{release}/{arch}/{raw}.tar",
+        tar=paths.RAW,
     params:
         cell=raw_cell,
         # with the plugins this cell uses, not the whole package: adding or changing another bootstrapper
@@ -26,9 +26,9 @@ rule pack:
     input:
         raw=raw_tar,
     output:
-        tar="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
-        manifest="build/rootfs/{image}/{release}/{variant}/{arch}/manifest.tsv",
-        info="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.json",
+        tar=paths.cell(paths.ROOTFS),
+        manifest=paths.cell(paths.MANIFEST),
+        info=paths.cell(paths.ROOTFS_INFO),
     params:
         epoch=lambda w: image_plan(w).cell.epoch,
         slim=lambda w: image_plan(w).cell.slim,
@@ -47,16 +47,17 @@ rule pack:
 
 rule sbom:
     input:
-        tar="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
-        info="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.json",
+        tar=paths.cell(paths.ROOTFS),
+        info=paths.cell(paths.ROOTFS_INFO),
     output:
-        sbom="build/rootfs/{image}/{release}/{variant}/{arch}/sbom.spdx.json",
-        provenance="build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
+        sbom=paths.cell(paths.SBOM),
+        provenance=paths.cell(paths.PROVENANCE),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=lambda w: code_hash("sbom", image_plan(w).cell.to_dict()),
     log:
         "logs/sbom/{image}/{release}/{variant}/{arch}.log",
+    localrule: True
     cache: "omit-software"
     script:
         "../scripts/sbom.py"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
+from baseforge import paths
 from baseforge.errors import BaseforgeError
 
 try:
@@ -13,6 +14,13 @@ except BaseforgeError as err:
     # one paragraph for the user, no traceback, before any job runs
     sys.stderr.write(f"baseforge: {err}\n")
     sys.exit(1)
+
+# Cluster execution: which rules run on the submit host (``localrule:`` of each rule). With an executor
+# plugin (`--profile profiles/slurm`) bootstrap, pack, image and app_image are cluster jobs, run rootless on
+# a node. The engine rules (load, app_load, app_build, smoketest*, summary, push*) stay on the submit host,
+# next to the Docker Engine, unless the config says the nodes have one (engine: {on_nodes: true}). sbom and
+# index are always local: as cluster jobs they would cost more in queueing and status polling than the work.
+ENGINE_LOCAL = not (config.get("engine") or {}).get("on_nodes")
 
 IMAGES = PLAN.images
 APPS = PLAN.apps
@@ -54,7 +62,7 @@ def raw_plan(w):
         c = img.cell
         if (c.image, c.release, c.arch, img.raw_key) == (w.image, w.release, w.arch, w.raw):
             return img
-    raise ValueError(f"no cell bootstraps build/raw/{w.image}/{w.release}/{w.arch}/{w.raw}.tar")
+    raise ValueError(f"no cell bootstraps {paths.raw(w.image, w.release, w.arch, w.raw)}")
 
 
 def raw_cell(w):
@@ -66,17 +74,16 @@ def raw_cell(w):
 def raw_parent(w):
     # the smaller bootstrap of the same release this one is layered on (config layer_variants)
     parent = raw_plan(w).parent_raw
-    return {"parent": f"build/raw/{w.image}/{w.release}/{w.arch}/{parent}.tar"} if parent else {}
+    return {"parent": paths.raw(w.image, w.release, w.arch, parent)} if parent else {}
 
 
 def raw_tar(w):
-    img = image_plan(w)
-    return f"build/raw/{w.image}/{w.release}/{w.arch}/{img.raw_key}.tar"
+    return paths.raw(w.image, w.release, w.arch, image_plan(w).raw_key)
 
 
 def app_base_inputs(w):
     base = APPS[w.app].base
-    return {"base": f"build/engine/{base}.json", "base_oci": f"build/oci/{base}.oci.tar"} if base else {}
+    return {"base": paths.cell(paths.ENGINE, base), "base_oci": paths.cell(paths.OCI, base)} if base else {}
 
 
 def app_context(w):
@@ -85,14 +92,14 @@ def app_context(w):
 
 
 def smoke_targets():
-    return [f"build/smoke/{p}.ok" for p in IMAGES] + [f"build/smoke/apps/{a}.ok" for a in APPS]
+    return [paths.cell(paths.SMOKE, p) for p in IMAGES] + [paths.app(paths.APP_SMOKE, a) for a in APPS]
 
 
 def push_targets():
     if not PLAN.registry:
         return []
     groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
-    return [f"build/push/{g}.json" for g in groups] + [f"build/push/apps/{a}.json" for a in APPS]
+    return [paths.group(paths.PUSH, g) for g in groups] + [paths.app(paths.APP_PUSH, a) for a in APPS]
 
 
 def group(w):
@@ -101,12 +108,22 @@ def group(w):
 
 
 def index_inputs(w):
-    return [f"build/oci/{p}.oci.tar" for p in group(w)]
+    return [paths.cell(paths.OCI, p) for p in group(w)]
+
+
+def summary_rows():
+    # what the summary reads for each row: the engine record, and the rootfs and OCI info beside it
+    rows = [{"image": p, "record": paths.cell(paths.ENGINE, p), "rootfs": paths.cell(paths.ROOTFS_INFO, p),
+             "oci": paths.cell(paths.OCI_INFO, p)} for p in IMAGES]
+    rows += [{"image": f"apps/{a}", "record": paths.app(paths.APP_ENGINE, a), "rootfs": None,
+              "oci": paths.app(paths.APP_INFO, a) if a in DECLARATIVE else None} for a in APPS]
+    return rows
 
 
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
 # (docker rmi, a new engine), drop the record so the load/build job runs again.
-if workflow.is_main_process and Path("build/engine").is_dir():  # (a fresh clone does not import docker)
+if workflow.is_main_process and Path(paths.ENGINE_RECORDS).is_dir():  # (a fresh clone does not import docker)
     from baseforge import engine as bfengine
 
-    bfengine.forget_missing(Path("build/engine"), Path("build/smoke"), [Path("results/images.tsv"), Path("results/images.json")])
+    bfengine.forget_missing(Path(paths.ENGINE_RECORDS), Path(paths.SMOKE_REPORTS),
+                            [Path(paths.SUMMARY_TSV), Path(paths.SUMMARY_JSON)])

@@ -3,13 +3,17 @@
 
 rule image:
     input:
-        tar="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
+        tar=paths.cell(paths.ROOTFS),
     output:
-        archive="build/oci/{image}/{release}/{variant}/{arch}.oci.tar",
-        info="build/oci/{image}/{release}/{variant}/{arch}.json",
+        archive=paths.cell(paths.OCI),
+        info=paths.cell(paths.OCI_INFO),
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
         code=code_hash("image"),
+    # the gzip of the layer deflates blocks in parallel (the bytes do not depend on how many threads); two
+    # leave the other cores to load, which streams the same rootfs.tar to the engine meanwhile
+    # (--set-threads image=N for more)
+    threads: 2
     log:
         "logs/image/{image}/{release}/{variant}/{arch}.log",
     resources:
@@ -24,15 +28,16 @@ rule image:
 # engine gets the image while rule image compresses it; the summary checks both have the same image ID
 rule load:
     input:
-        rootfs="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
-        rootfs_info="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.json",
+        rootfs=paths.cell(paths.ROOTFS),
+        rootfs_info=paths.cell(paths.ROOTFS_INFO),
     output:
-        record="build/engine/{image}/{release}/{variant}/{arch}.json",
+        record=paths.cell(paths.ENGINE),
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
         method=lambda w: image_plan(w).load,
         code=code_hash("load"),
     log:
         "logs/load/{image}/{release}/{variant}/{arch}.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/load.py"

@@ -3,9 +3,9 @@
 
 rule smoketest:
     input:
-        record="build/engine/{image}/{release}/{variant}/{arch}.json",
+        record=paths.cell(paths.ENGINE),
     output:
-        report="build/smoke/{image}/{release}/{variant}/{arch}.ok",
+        report=paths.cell(paths.SMOKE),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=code_hash("smoketest"),
@@ -14,21 +14,23 @@ rule smoketest:
     cache: "omit-software"
     log:
         "logs/smoketest/{image}/{release}/{variant}/{arch}.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/smoketest.py"
 
 
 rule smoketest_app:
     input:
-        record="build/engine/apps/{app}.json",
+        record=paths.app(paths.APP_ENGINE),
     output:
-        report="build/smoke/apps/{app}.ok",
+        report=paths.app(paths.APP_SMOKE),
     params:
         plan=lambda w: APPS[w.app].to_dict(),
         code=code_hash("smoketest"),
     cache: "omit-software"
     log:
         "logs/smoketest/apps/{app}.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/smoketest.py"
 
@@ -36,15 +38,16 @@ rule smoketest_app:
 rule summary:
     input:
         smoke=smoke_targets(),
-        rootfs=[f"build/rootfs/{p}/rootfs.json" for p in IMAGES],
-        sbom=[f"build/rootfs/{p}/sbom.spdx.json" for p in IMAGES],
-        records=[f"build/engine/{p}.json" for p in IMAGES] + [f"build/engine/apps/{a}.json" for a in APPS],
-        # the OCI archives on disk (the engine's images were loaded from rootfs.tar): row() checks the IDs
-        oci=[f"build/oci/{p}.json" for p in IMAGES],
+        sbom=[paths.cell(paths.SBOM, p) for p in IMAGES],
+        # every file a row reads (records, rootfs info, the OCI archives' info: row() checks the IDs)
+        rows=[f for row in summary_rows() for f in (row["record"], row["rootfs"], row["oci"]) if f],
     output:
-        tsv="results/images.tsv",
-        json="results/images.json",
+        tsv=paths.SUMMARY_TSV,
+        json=paths.SUMMARY_JSON,
+    params:
+        rows=summary_rows(),
     log:
         "logs/summary.log",
+    localrule: ENGINE_LOCAL
     script:
         "../scripts/summary.py"

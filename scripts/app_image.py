@@ -11,4 +11,5 @@ with job(snakemake):
         base_archive=snakemake.input.get("base_oci"),
         archive=snakemake.output.archive,
         info=snakemake.output.info,
+        threads=snakemake.threads,
     )

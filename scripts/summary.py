@@ -6,4 +6,4 @@ from baseforge.summary import summarize
 snakemake = snakemake  # noqa: F821 - injected by Snakemake
 
 with job(snakemake):
-    summarize(records=snakemake.input.records, tsv=snakemake.output.tsv, json_out=snakemake.output.json)
+    summarize(snakemake.params.rows, tsv=snakemake.output.tsv, json_out=snakemake.output.json)

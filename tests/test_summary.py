@@ -13,14 +13,15 @@ from baseforge.summary import summarize
 CELL = "debian/bookworm/default/amd64"
 
 
-def build(work: Path, engine_id: str, oci_id: str) -> list[str]:
+def build(work: Path, engine_id: str, oci_id: str) -> list[dict]:
     files = {f"build/engine/{CELL}.json": {"image_id": engine_id, "tags": ["bf/debian:12"], "method": "oci", "size": 5},
              f"build/oci/{CELL}.json": {"image_id": oci_id, "size": 4},
              f"build/rootfs/{CELL}/rootfs.json": {"packages": 88, "epoch": 1700000000, "sha256": "ab" * 32}}
     for name, data in files.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_text(json.dumps(data))
-    return [f"build/engine/{CELL}.json"]
+    return [{"image": CELL, "record": f"build/engine/{CELL}.json", "rootfs": f"build/rootfs/{CELL}/rootfs.json",
+             "oci": f"build/oci/{CELL}.json"}]
 
 
 def test_summary_rows(tmp_path, monkeypatch):

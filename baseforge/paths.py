@@ -1,0 +1,54 @@
+"""Where every output of the workflow lives, spelled once: the rules (rules/*.smk), the summary and
+``baseforge verify`` all build their paths here.
+
+A pattern holds ``{cell}`` (image/release/variant/arch), ``{group}`` (image/release/variant: the
+architectures of one index), ``{app}``, or the raw bootstrap's own fields. :func:`cell` fills ``{cell}``
+with a cell's path, or by default with Snakemake wildcards for a rule's input and output.
+"""
+
+from __future__ import annotations
+
+CELL = "{image}/{release}/{variant}/{arch}"
+GROUP = "{image}/{release}/{variant}"
+
+RAW = "build/raw/{image}/{release}/{arch}/{raw}.tar"
+ROOTFS = "build/rootfs/{cell}/rootfs.tar"
+MANIFEST = "build/rootfs/{cell}/manifest.tsv"
+ROOTFS_INFO = "build/rootfs/{cell}/rootfs.json"
+SBOM = "build/rootfs/{cell}/sbom.spdx.json"
+PROVENANCE = "build/rootfs/{cell}/provenance.json"
+OCI = "build/oci/{cell}.oci.tar"
+OCI_INFO = "build/oci/{cell}.json"
+ENGINE = "build/engine/{cell}.json"
+SMOKE = "build/smoke/{cell}.ok"
+INDEX = "build/oci/{group}.index.oci.tar"
+PUSH = "build/push/{group}.json"
+
+APP_OCI = "build/apps/{app}.oci.tar"
+APP_INFO = "build/apps/{app}.json"
+APP_ENGINE = "build/engine/apps/{app}.json"
+APP_SMOKE = "build/smoke/apps/{app}.ok"
+APP_PUSH = "build/push/apps/{app}.json"
+
+ENGINE_RECORDS = "build/engine"
+SMOKE_REPORTS = "build/smoke"
+SUMMARY_TSV = "results/images.tsv"
+SUMMARY_JSON = "results/images.json"
+
+
+def cell(pattern: str, path: str = CELL) -> str:
+    """``pattern`` for one cell (``debian/bookworm/default/amd64``), or with the cell's wildcards."""
+    return pattern.replace("{cell}", path)
+
+
+def group(pattern: str, path: str = GROUP) -> str:
+    """``pattern`` for one (image, release, variant), or with its wildcards."""
+    return pattern.replace("{group}", path)
+
+
+def app(pattern: str, name: str = "{app}") -> str:
+    return pattern.replace("{app}", name)
+
+
+def raw(image: str, release: str, arch: str, key: str) -> str:
+    return RAW.format(image=image, release=release, arch=arch, raw=key)
