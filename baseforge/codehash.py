@@ -24,16 +24,22 @@ from . import bootstrap, distro
 PACKAGE = "baseforge"
 
 
+@functools.lru_cache(maxsize=1)
 def _root() -> Path:
     return Path(baseforge.__file__).resolve().parent
 
 
 def _module_file(name: str) -> Path | None:
     """The file of ``baseforge.x.y`` (a module or a package's ``__init__``) under this package, or None."""
+    return _file_under(_root(), name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_under(root: Path, name: str) -> Path | None:
     parts = name.split(".")
     if parts[0] != PACKAGE:
         return None
-    base = _root().joinpath(*parts[1:])
+    base = root.joinpath(*parts[1:])
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
@@ -48,8 +54,13 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path) -> set[str]:
     """The dotted names ``path`` imports (module names, and ``module.name`` for ``from module import name``)."""
-    tree = ast.parse(path.read_text(), str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    return set(_parsed_imports(path.read_text(), package))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_imports(text: str, package: str) -> tuple[str, ...]:
+    tree = ast.parse(text)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -62,17 +73,26 @@ def _imports(path: Path) -> set[str]:
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{a.name}" for a in node.names)
-    return names
+    return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=1024)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(n.value for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant) and isinstance(n.value, str))
 
 
 def _data(path: Path) -> list[Path]:
     """Files under the folders next to ``path`` whose names the module spells (``Path(__file__).parent / "data"``)."""
-    words = {n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     out = []
-    for word in sorted(words):
-        if word.isidentifier() and (path.parent / word).is_dir() and not (path.parent / word / "__init__.py").exists():
-            out += [f for f in sorted((path.parent / word).rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
+    for folder in _data_dirs(path.parent, _words(path.read_text())):
+        out += [f for f in sorted(folder.rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _data_dirs(parent: Path, words: frozenset[str]) -> tuple[Path, ...]:
+    return tuple(parent / w for w in sorted(words)
+                 if w.isidentifier() and (parent / w).is_dir() and not (parent / w / "__init__.py").exists())
 
 
 @functools.lru_cache(maxsize=None)

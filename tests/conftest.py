@@ -17,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config/schema.yaml", "apps")
 
 
+def pytest_collection_modifyitems(items):
+    """Mark what a test needs from the fixtures it uses, so `-m "not engine"` selects without a list."""
+    for item in items:
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+
+
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory):
     """DOCKER_HOST of an engine that answers: the given one, or a private dockerd stopped afterwards."""

@@ -296,6 +296,7 @@ def ubuntu_image(url: str, key: Path) -> dict:
             "variants": [{"name": "default", "bootstrap_variant": "extract", "packages": ["fixture-base"]}]}
 
 
+@pytest.mark.root
 def test_rocky_with_dnf_from_a_signed_rpm_repository(tmp_path, rpm_mirror, keys):
     img = one({"rocky": rocky_image(rpm_mirror, keys["good"].armored, repo_gpgcheck=True)})
     bootstrap.build_raw(img.cell, tmp_path / "raw.tar")
@@ -313,6 +314,7 @@ def test_rocky_with_dnf_from_a_signed_rpm_repository(tmp_path, rpm_mirror, keys)
     assert again.sha256 == hashlib.sha256((tmp_path / "rootfs.tar").read_bytes()).hexdigest()
 
 
+@pytest.mark.root
 def test_rpm_signed_by_another_key_fails(tmp_path, rpm_mirror, keys, capfd):
     img = one({"rocky": rocky_image(rpm_mirror, keys["other"].armored)})
     with pytest.raises(BaseforgeError, match=r'"dnf .*returned non-zero exit code'):
@@ -322,6 +324,7 @@ def test_rpm_signed_by_another_key_fails(tmp_path, rpm_mirror, keys, capfd):
     assert not (tmp_path / "raw.tar").exists()
 
 
+@pytest.mark.root
 def test_ubuntu_with_mmdebstrap_from_a_signed_apt_repository(tmp_path, apt_mirror, keys):
     img = one({"ubuntu": ubuntu_image(apt_mirror, keys["good"].keyring)})
     bootstrap.build_raw(img.cell, tmp_path / "raw.tar")
@@ -332,6 +335,7 @@ def test_ubuntu_with_mmdebstrap_from_a_signed_apt_repository(tmp_path, apt_mirro
     assert "etc/apt/apt.conf.d/docker-clean" in members(tmp_path / "rootfs.tar")  # family debian: minimized
 
 
+@pytest.mark.root
 def test_apt_repository_signed_by_another_key_fails_clearly(tmp_path, apt_mirror, keys, capfd):
     img = one({"ubuntu": ubuntu_image(apt_mirror, keys["other"].keyring)})
     with pytest.raises(BaseforgeError, match=r'"mmdebstrap .*returned non-zero exit code'):
@@ -343,6 +347,7 @@ def test_apt_repository_signed_by_another_key_fails_clearly(tmp_path, apt_mirror
 # --- the real workflow, into a real engine ----------------------------------------------------------------
 
 
+@pytest.mark.root
 def test_workflow_builds_rocky_ubuntu_and_a_tarball_and_smoke_tests_them(tmp_path, workflow, engine, rpm_mirror, apt_mirror, keys):
     tarball = repos.rootfs_tarball(tmp_path / "rootfs.tar.gz", os_id="fixture")
     sha = hashlib.sha256(tarball.read_bytes()).hexdigest()
@@ -370,6 +375,7 @@ def test_workflow_builds_rocky_ubuntu_and_a_tarball_and_smoke_tests_them(tmp_pat
     assert client.images.get("bfdistros/ubuntu:24.04").attrs["Created"].startswith("20")
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("name, release, layout, empty", [
     ("fedora", "41", "fedora/releases/41/Everything/x86_64/os", ("fedora/updates/41/Everything/x86_64",)),
     ("almalinux", "9", "almalinux/9/BaseOS/x86_64/os", ("almalinux/9/AppStream/x86_64/os",)),

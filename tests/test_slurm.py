@@ -26,7 +26,7 @@ from pathlib import Path
 import docker
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.root]
 
 ROOT = Path(__file__).resolve().parent.parent
 SLURM_SH = ROOT / "tests/slurm/slurm.sh"
