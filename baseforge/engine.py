@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -12,7 +13,10 @@ from typing import Any
 import docker
 import docker.errors
 
+from . import oci
 from .errors import BaseforgeError
+from .ocilayout import image_labels
+from .run import write_json
 from .spec import ImageMeta
 
 log = logging.getLogger("baseforge")
@@ -80,13 +84,9 @@ def load(client: docker.DockerClient, archive: Path | Iterator[bytes], image_id:
 
 def changes(meta: ImageMeta) -> list[str]:
     """Dockerfile instructions for ``docker import --change`` (the classic, non-reproducible method)."""
-    import json
-
     out = [f"ENV {e.split('=', 1)[0]}={json.dumps(e.split('=', 1)[1])}" for e in meta.env]
     if meta.cmd:
         out.append(f"CMD {json.dumps(list(meta.cmd))}")
-    from .ocilayout import image_labels
-
     labels = {**meta.labels, **image_labels(meta)}
     out += [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(labels.items())]
     return out
@@ -144,9 +144,6 @@ def inspect(client: docker.DockerClient, image_id: str) -> dict[str, Any]:
 def write_record(client: docker.DockerClient, record: Path | str, image_id: str, tags: tuple[str, ...] | list[str],
                  method: str) -> None:
     """The load/build job's output: which image the engine holds for this target, its tags and size."""
-
-    from .run import write_json
-
     size = inspect(client, image_id).get("Size")
     write_json(record, {"image_id": image_id, "tags": list(tags), "method": method, "size": size})
 
@@ -159,10 +156,6 @@ def load_job(record: str, meta: dict[str, Any], method: str, archive: str | None
     ``rootfs`` tar and ``rootfs_info`` (the same image ID as its OCI archive, without waiting for it);
     "import": the classic ``docker import`` of ``rootfs``.
     """
-    import json
-
-    from . import oci
-
     image_meta = ImageMeta.from_dict(meta)
     client = connect()
     if method == "import":
@@ -184,8 +177,6 @@ def forget_missing(records: Path, reports: Path, summaries: list[Path]) -> list[
     too: then the summary, the smoke test and through them the load run again. Does nothing when no engine
     answers (the load job will say so) or there are no records.
     """
-    import json
-
     files = sorted(records.rglob("*.json")) if records.is_dir() else []
     if not files:
         return []
