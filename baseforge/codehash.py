@@ -97,7 +97,9 @@ def _data_dirs(parent: Path, words: frozenset[str]) -> tuple[Path, ...]:
 
 @functools.lru_cache(maxsize=None)
 def closure(module: str) -> tuple[Path, ...]:
-    """Every file of this package that importing ``module`` (a dotted name) loads or reads, sorted."""
+    """Every file of this package that importing ``module`` (a dotted name) loads or reads, sorted.
+
+    Cached for the life of the process: one parse of the workflow (or one test, which clears it)."""
     seen: set[Path] = set()
     todo = [module]
     while todo:
@@ -125,10 +127,11 @@ def files_hash(files: Iterable[Path]) -> str:
 @functools.lru_cache(maxsize=None)
 def script_imports(script: Path) -> tuple[str, ...]:
     """The ``baseforge`` modules a rule's script imports."""
-    return tuple(sorted(n for n in _imports_of_script(script) if n.split(".")[0] == PACKAGE))
+    return tuple(sorted(n for n in _absolute_imports(script) if n.split(".")[0] == PACKAGE))
 
 
-def _imports_of_script(script: Path) -> set[str]:
+def _absolute_imports(script: Path) -> set[str]:
+    """What a file outside this package (a rule's script, a third party's plugin) imports."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(Path(script).read_text(), str(script))):
         if isinstance(node, ast.Import):
@@ -154,7 +157,7 @@ def module_hash(*modules: str) -> str:
             if spec is not None and spec.origin and Path(spec.origin).is_file():
                 outside = Path(spec.origin)
                 files.add(outside)
-                for name in _imports(outside) if outside.is_relative_to(_root()) else _imports_of_script(outside):
+                for name in _absolute_imports(outside):
                     files.update(closure(name))
     return files_hash(files)
 
