@@ -14,6 +14,7 @@ import ast
 import functools
 import hashlib
 import importlib.util
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,11 +59,28 @@ def _imports(path: Path) -> set[str]:
     return set(_parsed_imports(path.read_text(), package))
 
 
+#: a statement that may be an import, at any indentation (those inside functions count too), with its
+#: parenthesized continuation lines
+IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+\.*[\w.]*[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.MULTILINE)
+
+
+def _import_nodes(text: str) -> list[ast.stmt]:
+    """The import statements of ``text``: each candidate line is parsed by ``ast`` on its own, which costs a
+    fraction of parsing the whole module at every workflow start; a line that is not Python (an import in
+    a docstring's example) is skipped, and one that is counts, which errs on the side of a new key."""
+    nodes: list[ast.stmt] = []
+    for match in IMPORT_LINE.finditer(text):
+        try:
+            nodes += ast.parse(match.group(0).strip()).body
+        except SyntaxError:
+            continue
+    return nodes
+
+
 @functools.lru_cache(maxsize=1024)
 def _parsed_imports(text: str, package: str) -> tuple[str, ...]:
-    tree = ast.parse(text)
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _import_nodes(text):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -76,23 +94,21 @@ def _parsed_imports(text: str, package: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-@functools.lru_cache(maxsize=1024)
-def _words(text: str) -> frozenset[str]:
-    return frozenset(n.value for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-
-
 def _data(path: Path) -> list[Path]:
-    """Files under the folders next to ``path`` whose names the module spells (``Path(__file__).parent / "data"``)."""
+    """Files under the folders next to ``path`` (not packages) whose names the module spells as a string
+    (``Path(__file__).parent / "data"``)."""
+    text = path.read_text()
     out = []
-    for folder in _data_dirs(path.parent, _words(path.read_text())):
-        out += [f for f in sorted(folder.rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
+    for folder in _data_dirs(path.parent):
+        if f'"{folder.name}"' in text or f"'{folder.name}'" in text:
+            out += [f for f in sorted(folder.rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
     return out
 
 
-@functools.lru_cache(maxsize=1024)
-def _data_dirs(parent: Path, words: frozenset[str]) -> tuple[Path, ...]:
-    return tuple(parent / w for w in sorted(words)
-                 if w.isidentifier() and (parent / w).is_dir() and not (parent / w / "__init__.py").exists())
+@functools.lru_cache(maxsize=256)
+def _data_dirs(parent: Path) -> tuple[Path, ...]:
+    return tuple(sorted(d for d in parent.iterdir()
+                        if d.is_dir() and d.name.isidentifier() and not (d / "__init__.py").exists()))
 
 
 @functools.lru_cache(maxsize=None)
