@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro
+from . import bootstrap, distro, lockfile
 from .epoch import release_date
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
@@ -146,8 +146,9 @@ def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[d
     return out
 
 
-def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool = True) -> Plan:
-    """Validate ``config`` and expand it; ``resolve_epochs=False`` skips asking mirrors (for tests)."""
+def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool = True, locks: bool = True) -> Plan:
+    """Validate ``config`` and expand it; ``resolve_epochs=False`` skips asking mirrors (for tests);
+    ``locks=False`` ignores the cells' lock files (``baseforge lock`` resolves against the mirror)."""
     # installed (not editable), e.g. in a cluster venv, the package has no repository around it: use the
     # schema of the workflow being run
     validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
@@ -190,7 +191,9 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
             epoch_source = "config"
             if epoch == "release":
                 url = preset.release_file(release, sources)
-                epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and resolve_epochs else 0
+                # every cell of this release is locked: its lock has the date, the mirror need not answer
+                ask = resolve_epochs and not (locks and lockfile.all_locked(workdir, name, release, [v["name"] for v in variants], arches))
+                epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and ask else 0
                 epoch_source = f"Date of {url}" if url else "none (this distro has no Release file: 0)"
             for v, variant in enumerate(variants):
                 tags: list[str] = []
@@ -225,6 +228,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                                                 load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
                                                 os_release=preset.expected_os_release(release), native=a == 0,
                                                 epoch_source=epoch_source)
+    if locks:
+        images = lockfile.apply(images, workdir, mirrors.get("snapshot"))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
@@ -237,7 +242,7 @@ def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePl
     out = dict(images)
     for path, img in images.items():
         c = img.cell
-        if c.image not in layered or not c.packages or not bootstrap.get(c.bootstrapper).layers:
+        if c.image not in layered or c.lock or not c.packages or not bootstrap.get(c.bootstrapper).layers:
             continue
         parents = {p.raw_key: p for p in images.values()
                    if (p.cell.image, p.cell.release, p.cell.arch, p.cell.base_variant) == (c.image, c.release, c.arch, c.base_variant)

@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from .. import pkgcache
+from .. import lockbuild, pkgcache
 from ..run import output, run
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
@@ -103,6 +103,8 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
         return argv
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path, parent: Path | None = None) -> None:
+        if cell.lock:  # exactly the locked packages, from the caches, the mirror or the snapshot archive
+            return lockbuild.bootstrap(self, cell, out_tar, workdir, env=environment(cell))
         incoming = workdir / "debs"
         if cell.package_cache:
             # the rule gives it relative to the work directory (so clones share cache entries)
