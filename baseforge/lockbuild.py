@@ -48,7 +48,7 @@ def load(cell, workdir: Path = Path(".")) -> lockfile.Lock:
 
 def _key(url: str) -> tuple[str, str]:
     parts = urllib.parse.urlsplit(url)
-    return parts.netloc.lower(), re.sub("/+", "/", parts.path)
+    return parts.netloc.lower(), re.sub("/+", "/", urllib.parse.unquote(parts.path))  # apt sends + as %2b
 
 
 def _snapshot(cell, url: str, suite: lockfile.Suite) -> str | None:

@@ -87,7 +87,11 @@ class Lock:
         return hashlib.sha256("\n".join(body).encode()).hexdigest()
 
     def versions(self) -> dict[str, str]:
-        return {f"{p.name}:{p.arch}" if p.arch not in ("all",) else p.name: p.version for p in self.packages}
+        """name -> version (``name:arch`` for a package installed for several architectures)."""
+        count: dict[str, int] = {}
+        for p in self.packages:
+            count[p.name] = count.get(p.name, 0) + 1
+        return {f"{p.name}:{p.arch}" if count[p.name] > 1 else p.name: p.version for p in self.packages}
 
     def suite(self, name: str) -> Suite:
         return next(s for s in self.suites if s.name == name)
