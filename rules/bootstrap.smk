@@ -55,7 +55,7 @@ rule sbom:
         provenance="build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
     params:
         plan=lambda w: image_plan(w).to_dict(),
-        code=bfconfig.code_hash("manifest.py", "provenance.py"),
+        code=bfconfig.code_hash("manifest.py", "provenance.py", "lockfile.py"),
     log:
         "logs/sbom/{image}/{release}/{variant}/{arch}.log",
     cache: "omit-software"
