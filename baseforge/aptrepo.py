@@ -96,6 +96,8 @@ def fetch(url: str, dest: Path, sha256: str) -> str | None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         return None
+    except urllib.error.HTTPError as err:
+        return f"{url}: HTTP {err.code} {err.reason}"
     except (OSError, urllib.error.URLError, ValueError) as err:
         return f"{url}: {getattr(err, 'reason', None) or err}"
     finally:

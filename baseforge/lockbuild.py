@@ -20,6 +20,7 @@ import http.server
 import re
 import shutil
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,70 +52,98 @@ def _key(url: str) -> tuple[str, str]:
     return parts.netloc.lower(), re.sub("/+", "/", urllib.parse.unquote(parts.path))  # apt sends + as %2b
 
 
-def _snapshot(cell, url: str, suite: lockfile.Suite) -> str | None:
+#: a snapshot service stamps an import when it happens, after the Date of the Release it imports: try the
+#: Release date itself (a snapshot taken at that moment), then up to a day later; the sha256 picks the right one
+SNAPSHOT_DELAYS = (0, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
+
+
+def _snapshots(cell, url: str, suite: lockfile.Suite) -> list[str]:
+    """``<mirrors.snapshot>/<archive>/<timestamp>`` for each timestamp to try, the archive being the last
+    path segment of the mirror's URL (``debian``, ``debian-security``)."""
     if not cell.snapshot:
-        return None
+        return []
     archive = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "debian"
-    return f"{cell.snapshot.rstrip('/')}/{archive}/{suite.snapshot_timestamp}"
+    when = aptrepo.iso_epoch(suite.date)
+    stamps = [time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when + d)) for d in SNAPSHOT_DELAYS]
+    return [f"{cell.snapshot.rstrip('/')}/{archive}/{t}" for t in stamps]
 
 
-def _get(dest: Path, sha256: str, cached: Path | None, urls: list[str]) -> str | None:
-    """Put the file with ``sha256`` at ``dest`` from ``cached`` or the first URL; None, or why not."""
-    if cached and cached.is_file() and aptrepo.sha256_file(cached) == sha256:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, dest)
-        return None
-    tried = [f"{cached} (not there, or another sha256)"] if cached else []
-    for url in urls:
-        why = aptrepo.fetch(url, dest, sha256)
-        if why is None:
-            return None
-        tried.append(why)
-    return "; ".join(tried) or "no source"
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """One locked file: what it is, where it goes, its sha256, and where to look (cache first)."""
+
+    label: str
+    package: bool
+    dest: Path
+    sha256: str
+    cached: Path | None
+    urls: tuple[str, ...]
+
+    def get(self) -> list[str]:
+        """Put the file at ``dest``; returns [] or, per source tried, why it did not serve it."""
+        if self.cached and self.cached.is_file() and aptrepo.sha256_file(self.cached) == self.sha256:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.cached, self.dest)
+            return []
+        tried = [f"{self.cached}: not there (or another sha256)"] if self.cached else ["no package cache"]
+        for url in self.urls:
+            why = aptrepo.fetch(url, self.dest, self.sha256)
+            if why is None:
+                return []
+            tried.append(why)
+        return tried
 
 
-def gather(cell, lock: lockfile.Lock, into: Path) -> dict[tuple[str, str], Path]:
-    """Every locked file in ``into``, verified; returns the proxy's routes (URL -> file). Raises, naming
-    each package no source could serve, before anything is installed."""
-    by_suite = {s.suite: s for s in cell.sources}
+def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
+    """Every file the lock names, and the proxy's routes (URL apt asks for -> file)."""
+    by_suite = {s.suite: s.url for s in cell.sources}
     missing = [s.name for s in lock.suites if s.name not in by_suite]
     if missing:
         raise BaseforgeError(f"cell {cell.id}: the lock names suites the config no longer has: {', '.join(missing)}",
                              hint="write the lock again: python3 -m baseforge lock --update " + cell.id)
-    indices = indices_dir(cell.package_cache)
-    jobs, routes = [], {}
+    indices, out, routes = indices_dir(cell.package_cache), [], {}
     for suite in lock.suites:
-        url, snap = by_suite[suite.name].url, _snapshot(cell, by_suite[suite.name].url, suite)
-        bases = [f"{b}/dists/{suite.name}" for b in (url, snap) if b]
+        bases = [by_suite[suite.name], *_snapshots(cell, by_suite[suite.name], suite)]
         dest = into / "indices" / suite.sha256
-        jobs.append((suite.name, "InRelease", dest, suite.sha256, indices / suite.sha256 if indices else None,
-                     [f"{b}/InRelease" for b in bases]))
-        routes[_key(f"{url}/dists/{suite.name}/InRelease")] = dest
+        out.append(Wanted(f"{suite.name} InRelease", False, dest, suite.sha256, indices / suite.sha256 if indices else None,
+                          tuple(f"{b}/dists/{suite.name}/InRelease" for b in bases)))
+        routes[_key(f"{bases[0]}/dists/{suite.name}/InRelease")] = dest
     for index in lock.indices:
-        url, snap = by_suite[index.suite].url, _snapshot(cell, by_suite[index.suite].url, lock.suite(index.suite))
+        bases = [by_suite[index.suite], *_snapshots(cell, by_suite[index.suite], lock.suite(index.suite))]
         by_hash = f"{index.path.rsplit('/', 1)[0]}/by-hash/SHA256/{index.sha256}"
         dest = into / "indices" / index.sha256
-        urls = [f"{b}/dists/{index.suite}/{p}" for b in (url, snap) if b for p in (index.path, by_hash)]
-        jobs.append((index.suite, index.path, dest, index.sha256, indices / index.sha256 if indices else None, urls))
-        routes[_key(f"{url}/dists/{index.suite}/{index.path}")] = routes[_key(f"{url}/dists/{index.suite}/{by_hash}")] = dest
+        out.append(Wanted(f"{index.suite} {index.path}", False, dest, index.sha256, indices / index.sha256 if indices else None,
+                          tuple(f"{b}/dists/{index.suite}/{p}" for b in bases for p in (index.path, by_hash))))
+        for p in (index.path, by_hash):
+            routes[_key(f"{bases[0]}/dists/{index.suite}/{p}")] = dest
     cache = Path(cell.package_cache).resolve() if cell.package_cache else None
     for p in lock.packages:
-        url = by_suite[p.suite].url
-        snap = _snapshot(cell, url, lock.suite(p.suite))
+        bases = [by_suite[p.suite], *_snapshots(cell, by_suite[p.suite], lock.suite(p.suite))]
         dest = into / "debs" / p.cache_name
-        jobs.append((p.name, p.version, dest, p.sha256, cache / p.cache_name if cache else None,
-                     [f"{b}/{p.filename}" for b in (url, snap) if b]))
-        for src in cell.sources:
-            routes[_key(f"{src.url}/{p.filename}")] = dest
+        out.append(Wanted(f"{p.name} {p.version} ({p.arch})", True, dest, p.sha256, cache / p.cache_name if cache else None,
+                          tuple(f"{b}/{p.filename}" for b in bases)))
+        for url in set(by_suite.values()):
+            routes[_key(f"{url}/{p.filename}")] = dest
+    return out, routes
+
+
+def gather(cell, lock: lockfile.Lock, into: Path) -> dict[tuple[str, str], Path]:
+    """Every locked file in ``into``, verified; returns the proxy's routes. Raises, naming the packages no
+    source serves and what was tried, before anything is installed."""
+    files, routes = wanted(cell, lock, into)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda j: _get(j[2], j[3], j[4], j[5]), jobs))
-    failed = [(j, why) for j, why in zip(jobs, results) if why]
+        failed = [(f, tried) for f, tried in zip(files, pool.map(Wanted.get, files)) if tried]
     if failed:
-        raise BaseforgeError(
-            f"cell {cell.id}: {len(failed)} locked file(s) are served by no source: "
-            + "; ".join(f"{name} {version}: tried {why}" for (name, version, *_), why in failed[:5]),
-            hint="keep the package cache (package_cache:) of the build that made the lock, or set mirrors.snapshot "
-                 "to a snapshot archive (Debian's snapshot layout) that still holds these versions")
+        packages = [f.label for f, _ in failed if f.package]
+        others = [f.label for f, _ in failed if not f.package]
+        what = [f"{len(packages)} locked package(s): {', '.join(packages)}"] if packages else []
+        what += [f"{len(others)} signed index file(s): {', '.join(others)}"] if others else []
+        first, tried = next(((f, t) for f, t in failed if f.package), failed[0])
+        tried += [] if cell.snapshot else ["no snapshot archive (mirrors.snapshot is not set)"]
+        raise BaseforgeError(f"cell {cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
+                             f"tried were: {'; '.join(tried)}",
+                             hint="keep the package cache (package_cache:) of the build that made the lock, or set "
+                                  "mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds these versions")
     return routes
 
 

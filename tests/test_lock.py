@@ -23,7 +23,7 @@ from fixtures import aptlock, repos
 
 from baseforge import config, lockfile
 from baseforge.errors import BaseforgeError
-from baseforge.lockbuild import _key, _snapshot
+from baseforge.lockbuild import _key, _snapshots
 from baseforge.spec import CellSpec, Source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,10 @@ def test_proxy_routes_and_snapshot_urls():
     assert _key("http://H:80/debian//pool/a/x_1.0%2bdeb12u1_amd64.deb") == ("h:80", "/debian/pool/a/x_1.0+deb12u1_amd64.deb")
     cell = CellSpec("d", "debian", "bookworm", "default", "amd64", "mmdebstrap", snapshot="http://s.invalid/archive/")
     suite = lockfile.Suite("bookworm-security", "2024-06-01T12:00:00Z", "0" * 64)
-    assert _snapshot(cell, "http://m.invalid/debian-security", suite) == "http://s.invalid/archive/debian-security/20240601T120000Z"
+    urls = _snapshots(cell, "http://m.invalid/debian-security", suite)
+    assert urls[:2] == ["http://s.invalid/archive/debian-security/20240601T120000Z",
+                        "http://s.invalid/archive/debian-security/20240601T150000Z"]
+    assert _snapshots(CellSpec("d", "debian", "bookworm", "default", "amd64", "mmdebstrap"), "http://m.invalid/debian", suite) == []
     assert Source("http://m.invalid/debian", "bookworm").url.startswith("http://")
 
 
@@ -188,8 +191,12 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
         none = workdir(workflow, tmp_path / "none", cfg(url, key.keyring), first / "config/locks")
         proc = workflow.run(none, f"build/oci/{FIX}.oci.tar", check=False)
         assert proc.returncode != 0
-        assert re.search(rf"baseforge: cell {FIX}: \d+ locked file\(s\) are served by no source: .*fixture-hello 1\.0: tried "
-                         rf".*{re.escape(url)}/debian/pool/main/fixture-hello_1\.0_amd64\.deb", proc.stderr)
+        assert re.search(rf"baseforge: cell {FIX}: no source serves 1 locked package\(s\): fixture-hello 1\.0 \(amd64\); "
+                         rf"and 2 signed index file\(s\): stable InRelease, stable main/binary-amd64/Packages.gz\. "
+                         rf"For fixture-hello 1\.0 \(amd64\) the sources tried were: \S+/\.baseforge/cache/debs/fixture-hello_1\.0_amd64\.deb: "
+                         rf"not there \(or another sha256\); "
+                         rf"{re.escape(url)}/debian/pool/main/fixture-hello_1\.0_amd64\.deb: HTTP 404 File not found; "
+                         rf"no snapshot archive \(mirrors\.snapshot is not set\)", proc.stderr), proc.stderr
         assert "mirrors.snapshot" in proc.stderr and "package cache" in proc.stderr
         (log,) = (none / "logs/bootstrap/fix/stable/amd64").glob("*.log")
         assert "$ mmdebstrap" not in log.read_text()  # failed before the bootstrapper ran
