@@ -17,8 +17,11 @@ import contextlib
 import dataclasses
 import functools
 import http.server
+import logging
+import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -26,11 +29,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import aptrepo, lockfile, pkgcache
+from . import aptrepo, lockfile
 from .errors import BaseforgeError
 from .lockfile import indices_dir
-from .run import atomic_file, run, step
+from .run import run, step
 
+log = logging.getLogger("baseforge")
 APT_CONF = "etc/apt/apt.conf.d/00baseforge-lock"
 
 
@@ -127,8 +131,8 @@ def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tu
     return out, routes
 
 
-def gather(cell, lock: lockfile.Lock, into: Path) -> dict[tuple[str, str], Path]:
-    """Every locked file in ``into``, verified; returns the proxy's routes. Raises, naming the packages no
+def gather(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
+    """Every locked file in ``into``, verified; returns them and the proxy's routes. Raises, naming the packages no
     source serves and what was tried, before anything is installed."""
     files, routes = wanted(cell, lock, into)
     with ThreadPoolExecutor(8) as pool:
@@ -144,7 +148,7 @@ def gather(cell, lock: lockfile.Lock, into: Path) -> dict[tuple[str, str], Path]
                              f"tried were: {'; '.join(tried)}",
                              hint="keep the package cache (package_cache:) of the build that made the lock, or set "
                                   "mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds these versions")
-    return routes
+    return files, routes
 
 
 class _Proxy(http.server.BaseHTTPRequestHandler):
@@ -190,19 +194,37 @@ def bootstrap(plugin, cell, out_tar: Path, workdir: Path, env: dict[str, str]) -
     locked files."""
     lock = load(cell)
     with step(f"gather the {len(lock.packages)} locked packages of {cell.id}"):
-        routes = gather(cell, lock, workdir / "locked")
+        files, routes = gather(cell, lock, workdir / "locked")
     with proxy(routes) as url:
         conf = f'Acquire::http::Proxy "{url}";\nAcquire::Check-Valid-Until "false";\n'
         argv = plugin.argv(dataclasses.replace(cell, package_cache=None), out_tar)
         argv[1:1] = [f"--setup-hook=mkdir -p \"$1\"/etc/apt/apt.conf.d && printf '%s' '{conf}' > \"$1\"/{APT_CONF}",
                      f'--customize-hook=rm -f "$1"/{APT_CONF}']
         run(argv, env=env)
-    if cell.package_cache:
-        cache = Path(cell.package_cache).resolve()
-        cache.mkdir(parents=True, exist_ok=True)
-        pkgcache.merge(workdir / "locked/debs", cache)
-        keep = indices_dir(cell.package_cache)
-        for f in sorted((workdir / "locked/indices").iterdir()):
-            if not (keep / f.name).exists():
-                with atomic_file(keep / f.name) as tmp:
-                    shutil.copyfile(f, tmp)
+    keep(files)
+
+
+def keep(files: list[Wanted]) -> int:
+    """Put every gathered file in its cache (package cache, index cache) unless the cache already holds it
+    with the locked sha256; a cached file with another sha256 (damaged, tampered) is replaced. Each file
+    arrives by an atomic rename, so parallel jobs and readers only ever see whole files."""
+    added = 0
+    for f in files:
+        if f.cached is None or (f.cached.is_file() and aptrepo.sha256_file(f.cached) == f.sha256):
+            continue
+        # half-copied files wait beside the cache, not in it: unlocked bootstraps copy the whole folder in
+        staging = f.cached.parent.parent / f".{f.cached.parent.name}.incoming"
+        staging.mkdir(parents=True, exist_ok=True)
+        f.cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix=f.cached.name, suffix=".part")
+        os.close(fd)
+        try:
+            shutil.copyfile(f.dest, tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, f.cached)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        added += 1
+    log.info("caches: %d locked files added or repaired", added)
+    return added

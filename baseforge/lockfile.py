@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,16 @@ def all_locked(workdir: Path, image: str, release: str, variants: list[str], arc
     return all(path(workdir, f"{image}/{release}/{v}/{a}").is_file() for v in variants for a in arches)
 
 
+def stale(lock: Lock, cell) -> str | None:
+    """Why ``lock`` cannot build ``cell`` as configured (suites or packages the lock lacks), or None."""
+    configured = [src.suite for src in cell.sources]
+    if sorted(s.name for s in lock.suites) != sorted(configured):
+        return f"it has the suites {', '.join(sorted(s.name for s in lock.suites))}, the config {', '.join(configured)}"
+    names = {p.name for p in lock.packages}
+    missing = [p for p in cell.packages if re.split(r"[=:/]", p)[0] not in names]
+    return f"the packages {', '.join(missing)} are not locked" if missing else None
+
+
 def apply(images: dict, workdir: Path, snapshot: str | None = None) -> dict:
     """The plan's images with every locked cell pinned to its lock: the lock's epoch, its content key in the
     cell (so the bootstrap's params, raw path and cache key follow the lock), and no layering."""
@@ -161,6 +172,10 @@ def apply(images: dict, workdir: Path, snapshot: str | None = None) -> dict:
             continue
         lock = read(file)
         rel = str(LOCK_DIR / f"{cell_id}.lock")
+        problem = stale(lock, img.cell)
+        if problem:
+            raise BaseforgeError(f"{rel} no longer fits config for {cell_id}: {problem}",
+                                 hint=f"write it again: python3 -m baseforge lock --update {cell_id}")
         cell = dataclasses.replace(img.cell, epoch=lock.epoch, lock=rel, lock_key=lock.key, snapshot=snapshot)
         out[cell_id] = dataclasses.replace(img, cell=cell, meta=dataclasses.replace(img.meta, created=lock.epoch),
                                            raw_key=f"{img.raw_key}-lock{lock.key[:12]}", parent_raw=None,

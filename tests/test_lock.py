@@ -38,6 +38,9 @@ index\tstable\tmain/binary-amd64/Packages.gz\t{s}\t575
 package\tzed\t1:2.0~rc1\tall\tstable\t{s}\t10\tpool/main/z/zed_2.0~rc1_all.deb
 package\tabc\t1.0\tamd64\tstable\t{s}\t642\tpool/main/a/abc_1.0_amd64.deb
 """.format(s="a" * 64)
+#: the same, as a lock of a bookworm cell with curl
+BOOKWORM = LOCK.replace("stable", "bookworm").replace("zed", "curl") + "".join(
+    f"suite\t{s}\t2024-06-01T12:00:00Z\t{'b' * 64}\n" for s in ("bookworm-updates", "bookworm-security"))
 
 
 # --- the format, the plan (no root, no network) ---------------------------------------------------------
@@ -75,12 +78,16 @@ def test_a_locked_cell_takes_epoch_and_raw_key_from_its_lock_and_does_not_layer(
     assert "lock" not in before["debian/bookworm/default/amd64"].cell.to_dict()  # unlocked params unchanged
     file = lockfile.path(tmp_path, "debian/bookworm/big/amd64")
     file.parent.mkdir(parents=True)
-    file.write_text(LOCK)
+    file.write_text(BOOKWORM)
     img = config.plan(cfg, tmp_path, resolve_epochs=False).images["debian/bookworm/big/amd64"]
     assert img.cell.epoch == img.meta.created == 1717243200 and img.parent_raw is None
-    assert img.cell.lock == "config/locks/debian/bookworm/big/amd64.lock" and img.cell.lock_key == lockfile.parse(LOCK).key
+    assert img.cell.lock == "config/locks/debian/bookworm/big/amd64.lock" and img.cell.lock_key == lockfile.parse(BOOKWORM).key
     assert img.raw_key.endswith(f"-lock{img.cell.lock_key[:12]}") and img.cell.snapshot == "http://snap.invalid/archive"
     assert CellSpec.from_dict(img.cell.to_dict()) == img.cell
+    # a lock that no longer fits its cell's config is refused by the plan, before any job runs
+    cfg["images"]["debian"]["variants"][1]["packages"] = ["curl", "wget"]
+    with pytest.raises(BaseforgeError, match=r"(?s)big/amd64.lock no longer fits .*wget are not locked.*lock --update debian/bookworm/big/amd64"):
+        config.plan(cfg, tmp_path, resolve_epochs=False)
 
 
 def test_proxy_routes_and_snapshot_urls():
@@ -185,8 +192,13 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
     with aptlock.serve(archive.root, port), aptlock.serve(snapshots) as snap:
         # 4. no package cache, a mirror that moved on, and a snapshot archive that kept the old version
         fresh = workdir(workflow, tmp_path / "snap", cfg(url, key.keyring, f"{snap}/archive"), first / "config/locks")
+        tampered = fresh / ".baseforge/cache/debs/fixture-hello_1.0_amd64.deb"  # is not trusted, and is repaired
+        tampered.parent.mkdir(parents=True)
+        tampered.write_bytes(b"not the locked package")
         workflow.run(fresh, f"build/oci/{FIX}.oci.tar")
         assert built(fresh, FIX) == want
+        assert hashlib.sha256(tampered.read_bytes()).hexdigest() == next(
+            p.sha256 for p in lockfile.read(lockfile.path(first, FIX)).packages if p.name == "fixture-hello")
         # 5. neither: one clear error before the bootstrap, and nothing at any output path
         none = workdir(workflow, tmp_path / "none", cfg(url, key.keyring), first / "config/locks")
         proc = workflow.run(none, f"build/oci/{FIX}.oci.tar", check=False)
