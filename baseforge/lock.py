@@ -117,7 +117,8 @@ def from_tree(cell, status: Path, lists: Path, epoch: int | None, keep: Path | N
     packages = []
     for name, version, arch in aptrepo.installed(status.read_text()):
         if (name, version, arch) not in table:
-            raise BaseforgeError(f"cell {cell.id}: installed package {name} {version} ({arch}) is in none of the signed indices",
+            raise BaseforgeError(f"cell {cell.id}: installed package {name} {version} ({arch}) is in none of the "
+                                 "signed indices",
                                  hint="every package of a locked cell must come from its configured sources")
         suite, s = table[(name, version, arch)]
         packages.append(Package(name, version, arch, suite, s["SHA256"], int(s["Size"]), s["Filename"]))

@@ -44,10 +44,6 @@ def load(cell, workdir: Path = Path(".")) -> lockfile.Lock:
     if lock.key != cell.lock_key:
         raise BaseforgeError(f"cell {cell.id}: {cell.lock} changed after the workflow was planned",
                              hint="run snakemake again: the plan reads the lock files")
-    for src in cell.sources:
-        if not src.url.startswith("http://"):
-            raise BaseforgeError(f"cell {cell.id}: the locked build serves apt through an HTTP proxy, and {src.url} is not http://",
-                                 hint="use an http:// mirror for locked cells (apt verifies the signed InRelease either way)")
     return lock
 
 
@@ -109,23 +105,26 @@ def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tu
     for suite in lock.suites:
         bases = [by_suite[suite.name], *_snapshots(cell, by_suite[suite.name], suite)]
         dest = into / "indices" / suite.sha256
-        out.append(Wanted(f"{suite.name} InRelease", False, dest, suite.sha256, indices / suite.sha256 if indices else None,
-                          tuple(f"{b}/dists/{suite.name}/InRelease" for b in bases)))
+        cached = indices / suite.sha256 if indices else None
+        urls = tuple(f"{b}/dists/{suite.name}/InRelease" for b in bases)
+        out.append(Wanted(f"{suite.name} InRelease", False, dest, suite.sha256, cached, urls))
         routes[_key(f"{bases[0]}/dists/{suite.name}/InRelease")] = dest
     for index in lock.indices:
         bases = [by_suite[index.suite], *_snapshots(cell, by_suite[index.suite], lock.suite(index.suite))]
         by_hash = f"{index.path.rsplit('/', 1)[0]}/by-hash/SHA256/{index.sha256}"
         dest = into / "indices" / index.sha256
-        out.append(Wanted(f"{index.suite} {index.path}", False, dest, index.sha256, indices / index.sha256 if indices else None,
-                          tuple(f"{b}/dists/{index.suite}/{p}" for b in bases for p in (index.path, by_hash))))
+        cached = indices / index.sha256 if indices else None
+        urls = tuple(f"{b}/dists/{index.suite}/{p}" for b in bases for p in (index.path, by_hash))
+        out.append(Wanted(f"{index.suite} {index.path}", False, dest, index.sha256, cached, urls))
         for p in (index.path, by_hash):
             routes[_key(f"{bases[0]}/dists/{index.suite}/{p}")] = dest
     cache = Path(cell.package_cache).resolve() if cell.package_cache else None
     for p in lock.packages:
         bases = [by_suite[p.suite], *_snapshots(cell, by_suite[p.suite], lock.suite(p.suite))]
         dest = into / "debs" / p.cache_name
-        out.append(Wanted(f"{p.name} {p.version} ({p.arch})", True, dest, p.sha256, cache / p.cache_name if cache else None,
-                          tuple(f"{b}/{p.filename}" for b in bases)))
+        cached = cache / p.cache_name if cache else None
+        urls = tuple(f"{b}/{p.filename}" for b in bases)
+        out.append(Wanted(f"{p.name} {p.version} ({p.arch})", True, dest, p.sha256, cached, urls))
         for url in set(by_suite.values()):
             routes[_key(f"{url}/{p.filename}")] = dest
     return out, routes
@@ -147,7 +146,8 @@ def gather(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tu
         raise BaseforgeError(f"cell {cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
                              f"tried were: {'; '.join(tried)}",
                              hint="keep the package cache (package_cache:) of the build that made the lock, or set "
-                                  "mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds these versions")
+                                  "mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds "
+                                  "these versions")
     return files, routes
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from .errors import BaseforgeError
 
 LOCK_DIR = Path("config/locks")
+REWRITE = "write it again with `python3 -m baseforge lock --update`"
 HEADER = ("# baseforge lock of {cell}: the exact packages of this cell, verified by sha256.\n"
           "# Written by `python3 -m baseforge lock`; `lock --update` rewrites it. Commit it.\n")
 
@@ -130,9 +131,9 @@ def parse(text: str, where: str = "lock") -> Lock:
             else:
                 raise ValueError(f"unknown record {f[0]!r} or wrong field count")
         except ValueError as err:
-            raise BaseforgeError(f"{where} line {n}: {err}", hint="write it again with `python3 -m baseforge lock --update`") from None
+            raise BaseforgeError(f"{where} line {n}: {err}", hint=REWRITE) from None
     if epoch is None or not packages:
-        raise BaseforgeError(f"{where}: no epoch or no packages", hint="write it again with `python3 -m baseforge lock --update`")
+        raise BaseforgeError(f"{where}: no epoch or no packages", hint=REWRITE)
     return Lock(cell, epoch, tuple(suites), tuple(indices), tuple(packages))
 
 
@@ -152,8 +153,16 @@ def all_locked(workdir: Path, image: str, release: str, variants: list[str], arc
     return all(path(workdir, f"{image}/{release}/{v}/{a}").is_file() for v in variants for a in arches)
 
 
-def stale(lock: Lock, cell) -> str | None:
-    """Why ``lock`` cannot build ``cell`` as configured (suites or packages the lock lacks), or None."""
+def stale(lock: Lock, img) -> str | None:
+    """Why ``lock`` cannot build the cell of ``img`` (an ImagePlan) as configured: other suites, packages it
+    lacks, or another epoch than the config's number; None when it fits."""
+    cell = img.cell
+    if img.epoch_source == "config" and lock.epoch != cell.epoch:
+        return f"its epoch is {lock.epoch}, the config says {cell.epoch}"
+    plain = [src.url for src in cell.sources if not src.url.startswith("http://")]
+    if plain:
+        return (f"a locked build serves apt through an HTTP proxy on 127.0.0.1, and {', '.join(plain)} is not http:// "
+                "(apt verifies the signed InRelease either way: use an http:// mirror)")
     configured = [src.suite for src in cell.sources]
     if sorted(s.name for s in lock.suites) != sorted(configured):
         return f"it has the suites {', '.join(sorted(s.name for s in lock.suites))}, the config {', '.join(configured)}"
@@ -172,7 +181,7 @@ def apply(images: dict, workdir: Path, snapshot: str | None = None) -> dict:
             continue
         lock = read(file)
         rel = str(LOCK_DIR / f"{cell_id}.lock")
-        problem = stale(lock, img.cell)
+        problem = stale(lock, img)
         if problem:
             raise BaseforgeError(f"{rel} no longer fits config for {cell_id}: {problem}",
                                  hint=f"write it again: python3 -m baseforge lock --update {cell_id}")

@@ -70,7 +70,7 @@ def test_a_broken_lock_names_the_line_and_the_fix():
 
 
 def test_a_locked_cell_takes_epoch_and_raw_key_from_its_lock_and_does_not_layer(tmp_path):
-    cfg = {"epoch": 1_700_000_000, "mirrors": {"archive": "http://m.invalid/debian", "security": "http://m.invalid/s",
+    cfg = {"epoch": "release", "mirrors": {"archive": "http://m.invalid/debian", "security": "http://m.invalid/s",
                                                "snapshot": "http://snap.invalid/archive"}, "package_cache": None,
            "images": {"debian": {"releases": ["bookworm"], "variants": ["default", {"name": "big", "packages": ["curl"]}]}}}
     before = config.plan(cfg, tmp_path, resolve_epochs=False).images
@@ -85,6 +85,10 @@ def test_a_locked_cell_takes_epoch_and_raw_key_from_its_lock_and_does_not_layer(
     assert img.raw_key.endswith(f"-lock{img.cell.lock_key[:12]}") and img.cell.snapshot == "http://snap.invalid/archive"
     assert CellSpec.from_dict(img.cell.to_dict()) == img.cell
     # a lock that no longer fits its cell's config is refused by the plan, before any job runs
+    with pytest.raises(BaseforgeError, match=r"its epoch is 1717243200, the config says 1700000000"):
+        config.plan({**cfg, "epoch": 1_700_000_000}, tmp_path, resolve_epochs=False)
+    with pytest.raises(BaseforgeError, match=r"https://m.invalid/debian is not http://"):
+        config.plan({**cfg, "mirrors": {**cfg["mirrors"], "archive": "https://m.invalid/debian"}}, tmp_path, resolve_epochs=False)
     cfg["images"]["debian"]["variants"][1]["packages"] = ["curl", "wget"]
     with pytest.raises(BaseforgeError, match=r"(?s)big/amd64.lock no longer fits .*wget are not locked.*lock --update debian/bookworm/big/amd64"):
         config.plan(cfg, tmp_path, resolve_epochs=False)
