@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -179,6 +180,11 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
         assert lockfile.path(first, FIX).read_text() == lock_text
         workflow.run(first)
         want = built(first, FIX)
+        with tarfile.open(first / f"build/rootfs/{FIX}/rootfs.tar") as tf:
+            # the image names the configured mirror, and keeps nothing of the locked build's apt proxy
+            assert tf.extractfile("etc/apt/sources.list").read().decode() == f"deb {url}/debian stable main\n"
+            assert not [n for n in tf.getnames() if "baseforge" in n]
+            assert tf.extractfile("usr/share/fixture-hello/version").read() == b"fixture-hello 1.0\n"
         image_id = json.loads((first / f"build/engine/{FIX}.json").read_text())["image_id"]
         assert "PASS" in (first / "build/smoke/apps/hi.ok").read_text()
         # 2. the mirror moves on: fixture-hello 2.0 replaces 1.0 (a snapshot service keeps the old state)
