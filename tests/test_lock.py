@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from fixtures import aptlock, repos
 
 from baseforge import config, lockfile
 from baseforge.errors import BaseforgeError
-from baseforge.lockbuild import _key, _snapshots
+from baseforge.lockbuild import _key, _snapshots, proxy
 from baseforge.spec import CellSpec, Source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +106,18 @@ def test_proxy_routes_and_snapshot_urls():
                         "http://s.invalid/archive/debian-security/20240601T150000Z"]
     assert _snapshots(CellSpec("d", "debian", "bookworm", "default", "amd64", "mmdebstrap"), "http://m.invalid/debian", suite) == []
     assert Source("http://m.invalid/debian", "bookworm").url.startswith("http://")
+
+
+def test_the_proxy_answers_only_with_the_gathered_files(tmp_path):
+    deb = tmp_path / "x.deb"
+    deb.write_bytes(b"locked bytes")
+    routes = {_key("http://mirror.invalid/debian/pool/main/x_1.0+b1_amd64.deb"): deb}
+    with proxy(routes) as url:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": url}))
+        with opener.open("http://mirror.invalid/debian/pool/main/x_1.0%2bb1_amd64.deb", timeout=10) as resp:
+            assert resp.read() == b"locked bytes"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            opener.open("http://mirror.invalid/debian/pool/main/y_1.0_amd64.deb", timeout=10)
 
 
 # --- the whole routine, for real ---------------------------------------------------------------------------
