@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from . import aptrepo, bootstrap, lockfile, pkgcache
+from .bootstrap.mmdebstrap import environment
 from .errors import BaseforgeError
 from .lockfile import Index, Lock, Package, Suite, indices_dir
 from .run import run, write_atomic
@@ -26,8 +27,6 @@ LOCKABLE = ("mmdebstrap",)
 
 def resolve(img, workdir: Path) -> Lock:
     """Bootstrap the cell of ``img`` (an unlocked ImagePlan) and return its lock."""
-    from .bootstrap.mmdebstrap import environment
-
     cell = img.cell
     if cell.bootstrapper not in LOCKABLE:
         raise BaseforgeError(f"cell {cell.id}: {cell.bootstrapper} cells cannot be locked yet",
@@ -48,6 +47,7 @@ def resolve(img, workdir: Path) -> Lock:
         run(argv, env=environment(cell))
         if cache:
             pkgcache.merge(incoming, Path(cache))
+        # epoch: release (the plan says "Date of <Release URL>"): the lock's epoch is its first suite's Date
         epoch = None if img.epoch_source.startswith("Date of") else cell.epoch
         return from_tree(cell, out / "status", out / "lists", epoch, indices_dir(cache))
 
@@ -88,11 +88,15 @@ def _served(cell, src, path: str, files: dict, keep: Path | None, scratch: Path)
             continue
         sha, size = files[name]
         dest = (keep or scratch) / sha
-        why = None if dest.is_file() and aptrepo.sha256_file(dest) == sha else \
-            aptrepo.fetch(f"{src.url}/dists/{src.suite}/{name}", dest, sha)
-        if why is None:
+        if dest.is_file() and aptrepo.sha256_file(dest) == sha:
             return Index(src.suite, name, sha, size)
-        errors.append(why)
+        # the path, else by hash (Acquire-By-Hash: the mirror may have moved on since apt read it)
+        dists = f"{src.url}/dists/{src.suite}"
+        for url in (f"{dists}/{name}", f"{dists}/{name.rsplit('/', 1)[0]}/by-hash/SHA256/{sha}"):
+            why = aptrepo.fetch(url, dest, sha)
+            if why is None:
+                return Index(src.suite, name, sha, size)
+            errors.append(why)
     raise BaseforgeError(f"cell {cell.id}: cannot fetch the index {path} of {src.suite}: {'; '.join(errors)}",
                          hint="the mirror moved while locking: run the lock again")
 
