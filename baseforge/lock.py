@@ -15,14 +15,14 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from . import aptrepo, bootstrap, lockfile, pkgcache
+from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache
 from .bootstrap.mmdebstrap import environment
 from .errors import BaseforgeError
 from .lockfile import Index, Lock, Package, Suite, indices_dir
 from .run import run, write_atomic
 
 log = logging.getLogger("baseforge")
-LOCKABLE = ("mmdebstrap",)
+LOCKABLE = ("mmdebstrap", "dnf")
 
 
 def resolve(img, workdir: Path) -> Lock:
@@ -30,7 +30,9 @@ def resolve(img, workdir: Path) -> Lock:
     cell = img.cell
     if cell.bootstrapper not in LOCKABLE:
         raise BaseforgeError(f"cell {cell.id}: {cell.bootstrapper} cells cannot be locked yet",
-                             hint=f"locks cover the {', '.join(LOCKABLE)} bootstrapper (apt archives)")
+                             hint=f"locks cover the {', '.join(LOCKABLE)} bootstrappers")
+    if cell.bootstrapper == "dnf":
+        return lockrpm.resolve(img, workdir)
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:

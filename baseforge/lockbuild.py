@@ -134,21 +134,27 @@ def gather(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tu
     """Every locked file in ``into``, verified; returns them and the proxy's routes. Raises, naming the packages no
     source serves and what was tried, before anything is installed."""
     files, routes = wanted(cell, lock, into)
+    fetch_all(cell, files)
+    return files, routes
+
+
+def fetch_all(cell, files: list[Wanted], snapshots: bool = True) -> None:
+    """Get every file (8 at a time); raise one paragraph naming what no source served, and what was tried."""
     with ThreadPoolExecutor(8) as pool:
         failed = [(f, tried) for f, tried in zip(files, pool.map(Wanted.get, files)) if tried]
-    if failed:
-        packages = [f.label for f, _ in failed if f.package]
-        others = [f.label for f, _ in failed if not f.package]
-        what = [f"{len(packages)} locked package(s): {', '.join(packages)}"] if packages else []
-        what += [f"{len(others)} signed index file(s): {', '.join(others)}"] if others else []
-        first, tried = next(((f, t) for f, t in failed if f.package), failed[0])
-        tried += [] if cell.snapshot else ["no snapshot archive (mirrors.snapshot is not set)"]
-        raise BaseforgeError(f"cell {cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
-                             f"tried were: {'; '.join(tried)}",
-                             hint="keep the package cache (package_cache:) of the build that made the lock, or set "
-                                  "mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds "
-                                  "these versions")
-    return files, routes
+    if not failed:
+        return
+    packages = [f.label for f, _ in failed if f.package]
+    others = [f.label for f, _ in failed if not f.package]
+    what = [f"{len(packages)} locked package(s): {', '.join(packages)}"] if packages else []
+    what += [f"{len(others)} signed index file(s): {', '.join(others)}"] if others else []
+    first, tried = next(((f, t) for f, t in failed if f.package), failed[0])
+    tried += [] if cell.snapshot or not snapshots else ["no snapshot archive (mirrors.snapshot is not set)"]
+    hint = "keep the package cache (package_cache:) of the build that made the lock"
+    hint += (", or set mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds these "
+             "versions") if snapshots else ", or point the mirror at one that still serves these versions"
+    raise BaseforgeError(f"cell {cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
+                         f"tried were: {'; '.join(tried)}", hint=hint)
 
 
 class _Proxy(http.server.BaseHTTPRequestHandler):

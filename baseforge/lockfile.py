@@ -159,7 +159,8 @@ def stale(lock: Lock, img) -> str | None:
     cell = img.cell
     if img.epoch_source == "config" and lock.epoch != cell.epoch:
         return f"its epoch is {lock.epoch}, the config says {cell.epoch}"
-    plain = [src.url for src in cell.sources if not src.url.startswith("http://")]
+    # (apt reaches the locked files through an HTTP proxy; dnf installs them from a local repository)
+    plain = [src.url for src in cell.sources if not src.url.startswith("http://") and cell.bootstrapper != "dnf"]
     if plain:
         return (f"a locked build serves apt through an HTTP proxy on 127.0.0.1, and {', '.join(plain)} is not http:// "
                 "(apt verifies the signed InRelease either way: use an http:// mirror)")

@@ -124,14 +124,20 @@ def test_the_proxy_answers_only_with_the_gathered_files(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def key():
+def keys():
     # apt verifies signatures as the _apt user: the keyring must be readable by it (pytest's tmp is 0700)
     where = Path(tempfile.mkdtemp(prefix="bf-lockkeys-"))
     where.chmod(0o755)
-    made = repos.make_key(where, "lock")
+    made = {"good": repos.make_key(where, "lock"), "other": repos.make_key(where, "other")}
     yield made
-    repos.sh("gpgconf", "--homedir", made.home, "--kill", "gpg-agent")
+    for k in made.values():
+        repos.sh("gpgconf", "--homedir", k.home, "--kill", "gpg-agent")
     shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def key(keys):
+    return keys["good"]
 
 
 def cfg(url: str, key: Path, snapshot: str | None = None) -> str:
@@ -246,3 +252,47 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
     assert {"bootstrap", "pack", "image", "load", "smoketest", "app_image", "app_load", "smoketest_app"} <= {r for r, _ in jobs}
     assert not [o for o in outputs if "/other/" in o], jobs
     assert image_id.startswith("sha256:")
+
+
+def rocky(url: str, key: Path) -> str:
+    return yaml.safe_dump({"namespace": "bflockrpm", "epoch": 1_700_000_000, "images": {"rocky": {
+        "releases": ["9"], "keyrings": [str(key)], "cmd": ["sh"], "options": {"mirror": f"{url}/rocky"},
+        "variants": [{"name": "default", "packages": ["fixture-shell"]}]}}})
+
+
+def test_rpm_lock_build_offline_missing_and_signatures(tmp_path, workflow, keys):
+    """dnf cells: the same lock format (exact NEVRAs), the same offline rebuild and error; signatures checked."""
+    cell, target = "rocky/9/default/amd64", "build/oci/rocky/9/default/amd64.oci.tar"
+    mirror = repos.rpm_repo(tmp_path / "rpm", keys["good"], "rocky", "9.4", "rocky/9/BaseOS/x86_64/os",
+                            empty=("rocky/9/AppStream/x86_64/os",))
+    with aptlock.serve(mirror) as url:
+        first = workflow.make(tmp_path / "first", rocky(url, keys["good"].armored))
+        proc = baseforge(first, "lock")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        text = lockfile.path(first, cell).read_text()
+        assert re.search(r"^package\tfixture-shell\t1\.0-1\tx86_64\tBaseOS\t[0-9a-f]{64}\t\d+\tPackages/fixture-shell-1\.0-1\.x86_64\.rpm$",
+                         text, re.MULTILINE), text
+        assert "\nsuite\tAppStream\t" in text and "\nsuite\tBaseOS\t" in text
+        workflow.run(first, target)
+        want = built(first, cell)
+        # the same lock with another key: dnf refuses the packages (their signatures are checked)
+        other = workflow.make(tmp_path / "other", rocky(url, keys["other"].armored))
+        shutil.copytree(first / "config/locks", other / "config/locks")
+        proc = workflow.run(other, target, check=False)
+        assert proc.returncode != 0 and not (other / target).exists()
+        assert "GPG check FAILED" in "".join(p.read_text() for p in (other / "logs/bootstrap").rglob("*.log"))
+    # the mirror's port closed: the rpm cache serves the lock, byte-identical
+    offline = workflow.make(tmp_path / "offline", rocky(url, keys["good"].armored))
+    shutil.copytree(first / "config/locks", offline / "config/locks")
+    shutil.copytree(first / ".baseforge/cache", offline / ".baseforge/cache")
+    workflow.run(offline, target)
+    assert built(offline, cell) == want
+    # neither: the error names the package and the sources tried, and nothing is left at an output path
+    none = workflow.make(tmp_path / "none", rocky(url, keys["good"].armored))
+    shutil.copytree(first / "config/locks", none / "config/locks")
+    proc = workflow.run(none, target, check=False)
+    assert re.search(rf"baseforge: cell {cell}: no source serves 2 locked package\(s\): fixture-release 9\.4-1 \(noarch\), "
+                     rf"fixture-shell 1\.0-1 \(x86_64\)\. For fixture-release 9\.4-1 \(noarch\) the sources tried were: "
+                     rf"\S+/rpms/fixture-release-9\.4-1\.noarch\.rpm: not there \(or another sha256\); "
+                     rf"{re.escape(url)}/rocky/9/BaseOS/x86_64/os/Packages/fixture-release-9\.4-1\.noarch\.rpm: ", proc.stderr), proc.stderr
+    assert not [p for p in (none / "build").rglob("*") if p.is_file()]

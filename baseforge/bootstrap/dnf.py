@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import lockrpm
 from ..errors import BaseforgeError
 from ..run import output, run
 from ..spec import CellSpec
@@ -60,6 +61,8 @@ class Dnf(Bootstrapper, name="dnf"):
         ]
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
+        if cell.lock:  # exactly the locked NEVRAs, verified by sha256 and signature
+            return lockrpm.bootstrap(self, cell, out_tar, workdir)
         workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
         if os.geteuid() != 0:
             raise BaseforgeError(f"dnf --installroot needs root, and {cell.id} is being built as uid {os.geteuid()}",
