@@ -4,7 +4,8 @@ A cell is resolved the way it is built: its own bootstrapper runs (mmdebstrap, w
 and a customize hook copies out dpkg's status and the package lists apt fetched and verified against the
 cell's keyring. Every installed (name, version, architecture) is looked up in those signed indices for
 its sha256 and archive path. The InRelease files and the indices are kept in the index cache beside the
-package cache (keyed by sha256), so a locked build needs no mirror when the caches are warm.
+package cache (keyed by sha256), so a locked build needs no mirror when the caches are warm. dnf cells
+are resolved by :mod:`baseforge.lockrpm`, in the same format.
 """
 
 from __future__ import annotations

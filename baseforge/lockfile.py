@@ -10,7 +10,8 @@
 ``suite``: the signed InRelease the packages were resolved from (its ``Date:`` gives the snapshot
 timestamp); ``index``: the package indices apt read, as the archive serves them; ``package``: every
 installed package, with the suite it was taken from and the path under the mirror. Records are sorted, so
-a lock written again for an unchanged cell is byte-identical.
+a lock written again for an unchanged cell is byte-identical. dnf cells use the same records
+(:mod:`baseforge.lockrpm`: a suite is a repository, a version ``[epoch:]version-release``, no indices).
 """
 
 from __future__ import annotations

@@ -44,7 +44,9 @@ def baseurl(cell, src: Source) -> str:
 
 def _read(path: Path) -> bytes:
     data = path.read_bytes()
-    return gzip.decompress(data) if path.name.endswith(".gz") else lzma.decompress(data) if path.name.endswith(".xz") else data
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    return lzma.decompress(data) if path.name.endswith(".xz") else data
 
 
 def _repo(cell, src: Source, cache: Path) -> tuple[Suite, dict]:
@@ -93,7 +95,8 @@ def resolve(img, workdir: Path) -> Lock:
     for name, evr, arch in sorted(tuple(r.split("\t")) for r in rows if not r.startswith("gpg-pubkey\t")):
         evr = re.sub(r"^0:", "", evr)
         if (name, evr, arch) not in table:
-            raise BaseforgeError(f"cell {cell.id}: installed package {name} {evr} ({arch}) is in none of the repositories",
+            raise BaseforgeError(f"cell {cell.id}: installed package {name} {evr} ({arch}) is in none of the "
+                                 "repositories",
                                  hint="every package of a locked cell must come from its configured sources")
         suite, sha, size, href = table[(name, evr, arch)]
         packages.append(Package(name, evr, arch, suite, sha, size, href))
