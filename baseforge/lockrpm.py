@@ -14,6 +14,7 @@ package instead.) There is no snapshot archive for RPM repositories.
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import gzip
 import lzma
@@ -43,9 +44,13 @@ def baseurl(cell, src: Source) -> str:
 
 
 def _read(path: Path) -> bytes:
+    if path.name.endswith(".zst"):  # Fedora's metadata; Python has no zstd module before 3.14
+        return run(["zstd", "-dc", path], capture=True).stdout
     data = path.read_bytes()
     if path.name.endswith(".gz"):
         return gzip.decompress(data)
+    if path.name.endswith(".bz2"):
+        return bz2.decompress(data)
     return lzma.decompress(data) if path.name.endswith(".xz") else data
 
 
