@@ -23,15 +23,19 @@ from .lockfile import Index, Lock, Package, Suite, indices_dir
 from .run import run, write_atomic
 
 log = logging.getLogger("baseforge")
-LOCKABLE = ("mmdebstrap", "dnf")
+
+
+def lockable() -> list[str]:
+    """The bootstrappers that build locked cells."""
+    return [name for name in bootstrap.available() if bootstrap.get(name).locks]
 
 
 def resolve(img, workdir: Path) -> Lock:
     """Bootstrap the cell of ``img`` (an unlocked ImagePlan) and return its lock."""
     cell = img.cell
-    if cell.bootstrapper not in LOCKABLE:
+    if not bootstrap.get(cell.bootstrapper).locks:
         raise BaseforgeError(f"cell {cell.id}: {cell.bootstrapper} cells cannot be locked yet",
-                             hint=f"locks cover the {', '.join(LOCKABLE)} bootstrappers")
+                             hint=f"locks cover the {', '.join(lockable())} bootstrappers")
     if cell.bootstrapper == "dnf":
         return lockrpm.resolve(img, workdir)
     scratch = Path(workdir) / ".baseforge"
@@ -147,7 +151,7 @@ def command(config_path: Path, cells: list[str], workdir: Path, mode: str = "wri
     for cell_id, img in plan.images.items():
         if cells and cell_id not in cells:
             continue
-        if img.cell.bootstrapper not in LOCKABLE:
+        if not bootstrap.get(img.cell.bootstrapper).locks:
             print(f"{cell_id}: not locked ({img.cell.bootstrapper} cells cannot be locked yet)")
             continue
         file = lockfile.path(workdir, cell_id)

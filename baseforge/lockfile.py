@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import bootstrap
 from .errors import BaseforgeError
 
 LOCK_DIR = Path("config/locks")
@@ -158,6 +159,8 @@ def stale(lock: Lock, img) -> str | None:
     """Why ``lock`` cannot build the cell of ``img`` (an ImagePlan) as configured: other suites, packages it
     lacks, or another epoch than the config's number; None when it fits."""
     cell = img.cell
+    if not bootstrap.get(cell.bootstrapper).locks:
+        return f"{cell.bootstrapper} cells cannot be locked yet (remove the lock)"
     if img.epoch_source == "config" and lock.epoch != cell.epoch:
         return f"its epoch is {lock.epoch}, the config says {cell.epoch}"
     # (apt reaches the locked files through an HTTP proxy; dnf installs them from a local repository)

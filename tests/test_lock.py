@@ -90,6 +90,9 @@ def test_a_locked_cell_takes_epoch_and_raw_key_from_its_lock_and_does_not_layer(
     # a lock that no longer fits its cell's config is refused by the plan, before any job runs
     with pytest.raises(BaseforgeError, match=r"its epoch is 1717243200, the config says 1700000000"):
         config.plan({**cfg, "epoch": 1_700_000_000}, tmp_path, resolve_epochs=False)
+    debootstrap = {**cfg, "images": {"debian": {**cfg["images"]["debian"], "bootstrapper": "debootstrap"}}}
+    with pytest.raises(BaseforgeError, match=r"debootstrap cells cannot be locked yet"):
+        config.plan(debootstrap, tmp_path, resolve_epochs=False)
     with pytest.raises(BaseforgeError, match=r"https://m.invalid/debian is not http://"):
         config.plan({**cfg, "mirrors": {**cfg["mirrors"], "archive": "https://m.invalid/debian"}}, tmp_path, resolve_epochs=False)
     cfg["images"]["debian"]["variants"][1]["packages"] = ["curl", "wget"]

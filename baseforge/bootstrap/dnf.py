@@ -49,6 +49,7 @@ def repo_file(cell: CellSpec) -> str:
 
 class Dnf(Bootstrapper, name="dnf"):
     binaries = ("dnf", "rpm", "tar")
+    locks = True
 
     def argv(self, cell: CellSpec, root: Path, workdir: Path) -> list[str]:
         """The dnf command line for ``cell`` (a pure function, so tests can check it)."""

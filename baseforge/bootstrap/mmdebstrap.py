@@ -48,6 +48,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
     layers = True
+    locks = True
 
     def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None) -> list[str]:
         """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it).
