@@ -201,6 +201,8 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
                          lock_text, re.MULTILINE) and "epoch\t1717243200\n" in lock_text
         assert baseforge(first, "lock", "--update").returncode == 0
         assert lockfile.path(first, FIX).read_text() == lock_text
+        check = baseforge(first, "lock", "--check")
+        assert check.returncode == 0 and f"{FIX}: up to date" in check.stdout, check.stdout + check.stderr
         workflow.run(first)
         want = built(first, FIX)
         with tarfile.open(first / f"build/rootfs/{FIX}/rootfs.tar") as tf:
