@@ -1,4 +1,4 @@
-"""`baseforge` command line: engine start/stop, doctor, verify. Errors print as one paragraph, exit 1."""
+"""`baseforge` command line: engine start/stop, doctor, verify, lock. Errors print as one paragraph, exit 1."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify(Path(args.config), args.cells, workdir=Path.cwd(), keep=args.keep)
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    from .lock import command
+
+    mode = "check" if args.check else "update" if args.update else "write"
+    return command(Path(args.config), args.cells, workdir=Path.cwd(), mode=mode)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baseforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--keep", action="store_true", help="keep the rebuild directory")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("lock", help="resolve cells against their mirrors and write config/locks/<cell>.lock")
+    p.add_argument("cells", nargs="*", help="cell paths like debian/bookworm/default/amd64 (default: all)")
+    p.add_argument("--config", default="config/config.yaml")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--check", action="store_true", help="write nothing; exit 1 and print what moved")
+    how.add_argument("--update", action="store_true", help="rewrite existing locks too")
+    p.set_defaults(func=cmd_lock)
     args = parser.parse_args(argv)
     setup_logging()
     try:

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro
+from . import bootstrap, distro, lockfile
 from .epoch import release_date
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
@@ -122,8 +122,9 @@ def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[d
     return out
 
 
-def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool = True) -> Plan:
-    """Validate ``config`` and expand it; ``resolve_epochs=False`` skips asking mirrors (for tests)."""
+def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool = True, locks: bool = True) -> Plan:
+    """Validate ``config`` and expand it; ``resolve_epochs=False`` skips asking mirrors (for tests);
+    ``locks=False`` ignores the cells' lock files (``baseforge lock`` resolves against the mirror)."""
     # installed (not editable), e.g. in a cluster venv, the package has no repository around it: use the
     # schema of the workflow being run
     validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
@@ -139,7 +140,9 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
 
     images: dict[str, ImagePlan] = {}
     for name, spec in config["images"].items():
-        images.update(_image(name, spec, config, workdir if resolve_epochs else None, claim))
+        images.update(_image(name, spec, config, workdir if resolve_epochs else None, claim, locks))
+    if locks:
+        images = lockfile.apply(images, workdir, config.get("mirrors", {}).get(lockfile.SNAPSHOT_KEY))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
@@ -149,7 +152,8 @@ def _check_mirrors(mirrors: dict[str, str]) -> None:
     """Every ``mirrors:`` key must be one a preset reads (a plugin's preset brings its own keys)."""
     if not mirrors:
         return
-    known = distro.mirror_keys()
+    # the snapshot archive no preset reads: locked cells download from it (lockfile)
+    known = {**distro.mirror_keys(), lockfile.SNAPSHOT_KEY: ["locked cells"]}
     for key in mirrors:
         if key not in known:
             raise BaseforgeError(f"config mirrors.{key}: no distro preset reads a mirror called {key!r}",
@@ -197,8 +201,10 @@ def _tags(preset: distro.Distro, spec: dict[str, Any], release: str, variant: st
     return list(dict.fromkeys(tags))
 
 
-def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Path | None, claim) -> dict[str, ImagePlan]:
-    """The cells of one image of the config: every release × variant × architecture."""
+def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Path | None, claim,
+           locks: bool = True) -> dict[str, ImagePlan]:
+    """The cells of one image of the config: every release × variant × architecture (``workdir`` None: do
+    not ask mirrors; ``locks``: a release whose every cell is locked takes its date from the locks)."""
     where = f"images.{name}"
     preset, bname, arches = _preset(name, spec)
     variants = _variants(spec, preset, where)
@@ -211,7 +217,10 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     images: dict[str, ImagePlan] = {}
     for r, release in enumerate(spec["releases"]):
         sources = preset.sources(release, config.get("mirrors", {}), options)
-        epoch, epoch_source = _epoch(spec, config, preset, release, sources, workdir)
+        # every cell of this release is locked: its lock has the date, the mirror need not answer
+        locked = locks and workdir is not None and lockfile.all_locked(
+            workdir, name, release, [v["name"] for v in variants], arches)
+        epoch, epoch_source = _epoch(spec, config, preset, release, sources, None if locked else workdir)
         for v, variant in enumerate(variants):
             tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and v == 0)
             packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
@@ -257,7 +266,7 @@ def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePl
     out = dict(images)
     for path, img in images.items():
         c = img.cell
-        if c.image not in layered or not c.packages or not bootstrap.get(c.bootstrapper).layers:
+        if c.image not in layered or c.lock or not c.packages or not bootstrap.get(c.bootstrapper).layers:
             continue
         parents = {p.raw_key: p for p in images.values()
                    if (p.cell.image, p.cell.release, p.cell.arch, p.cell.base_variant) == (c.image, c.release, c.arch, c.base_variant)

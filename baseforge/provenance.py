@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bootstrap, distro
+from . import __version__, bootstrap, distro, lockfile
 from .epoch import parse_release_date
 from .errors import BaseforgeError
 from .manifest import packages, write_sbom
@@ -28,6 +28,13 @@ def release_file(url: str | None) -> dict[str, Any] | None:
     return {"url": url, "date": parse_release_date(data.decode(errors="replace")), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def locked_release(cell: CellSpec) -> dict[str, Any]:
+    """The lock of a locked cell: its path, content key, and the suites' InRelease dates and sha256."""
+    lock = lockfile.read(Path(cell.lock))
+    return {"lock": cell.lock, "lock_key": cell.lock_key,
+            "suites": [{"suite": s.name, "date": s.date, "sha256": s.sha256} for s in lock.suites]}
+
+
 def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, provenance: str) -> None:
     cell = CellSpec.from_dict(plan["cell"])
     rootfs_info = json.loads(Path(info).read_text())
@@ -45,7 +52,8 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "bootstrapper": {"name": cell.bootstrapper, "version": tool_version},
         "sources": [s.deb_line() for s in cell.sources],
         "suite": cell.release,
-        "release_file": release_file(distro.get(cell.distro).release_file(cell.release, cell.sources)),
+        # a locked cell: the signed InRelease files its lock was resolved from (no mirror asked)
+        "release_file": locked_release(cell) if cell.lock else release_file(distro.get(cell.distro).release_file(cell.release, cell.sources)),
         "epoch": cell.epoch,
         "epoch_source": plan.get("epoch_source", "config"),
         "rootfs_sha256": rootfs_info["sha256"],

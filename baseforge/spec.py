@@ -49,6 +49,9 @@ class Source:
         return f"deb {self.url} {self.suite} {' '.join(self.components)}"
 
 
+LOCK_FIELDS = ("lock", "lock_key", "snapshot")
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """One cell of the matrix: a rootfs for (image, release, variant, arch), and how to make it."""
@@ -67,6 +70,11 @@ class CellSpec:
     slim: bool = False
     package_cache: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: a locked cell (baseforge.lockfile): the lock's path under the work directory, its content key, and
+    #: the snapshot archive (config ``mirrors.snapshot``) to fall back on
+    lock: str | None = None
+    lock_key: str | None = None
+    snapshot: str | None = None
 
     @property
     def id(self) -> str:
@@ -77,7 +85,8 @@ class CellSpec:
         return PLATFORMS[self.arch]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # an unlocked cell's dict (the bootstrap's params, its cache key) stays what it was before locks
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k not in LOCK_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellSpec:

@@ -29,6 +29,8 @@ class Bootstrapper:
     binaries: ClassVar[tuple[str, ...]] = ()
     #: can start from a parent bootstrap's tar and add packages to it (see ``bootstrap(parent=...)``)
     layers: ClassVar[bool] = False
+    #: builds a cell pinned by a lock file (``cell.lock``; see baseforge.lockfile), and ``baseforge lock`` resolves it
+    locks: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:

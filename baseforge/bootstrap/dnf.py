@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .. import distro
+from .. import distro, lockrpm
 from ..errors import BaseforgeError
 from ..host import require_root
 from ..run import output, run
@@ -46,6 +46,7 @@ def repo_file(cell: CellSpec) -> str:
 
 class Dnf(Bootstrapper, name="dnf"):
     binaries = ("dnf", "rpm", "tar")
+    locks = True
 
     def argv(self, cell: CellSpec, root: Path, workdir: Path) -> list[str]:
         """The dnf command line for ``cell`` (a pure function, so tests can check it)."""
@@ -58,6 +59,8 @@ class Dnf(Bootstrapper, name="dnf"):
         ]
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
+        if cell.lock:  # exactly the locked NEVRAs, verified by sha256 and signature
+            return lockrpm.bootstrap(self, cell, out_tar, workdir)
         workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
         require_root("dnf --installroot", cell.id)
         if not cell.packages:

@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from .. import pkgcache
+from .. import lockbuild, pkgcache
 from ..errors import BaseforgeError
 from ..host import subid_problem, user
 from ..run import output, run
@@ -44,6 +44,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
     layers = True
+    locks = True
 
     def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None) -> list[str]:
         """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it).
@@ -99,6 +100,8 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
         return argv
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path, parent: Path | None = None) -> None:
+        if cell.lock:  # exactly the locked packages, from the caches, the mirror or the snapshot archive
+            return lockbuild.bootstrap(self, cell, out_tar, workdir, env=environment(cell))
         incoming = workdir / "debs"
         if cell.package_cache:
             # the rule gives it relative to the work directory (so clones share cache entries)
