@@ -186,6 +186,7 @@ def dry_run(workflow, work: Path, engine: str) -> set[tuple[str, str]]:
             for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", out, re.MULTILINE)}
 
 
+@pytest.mark.root  # fixture repositories on 127.0.0.1, mmdebstrap/dnf as root (like test_distros)
 def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engine, key):
     archive = aptlock.Archive(tmp_path / "archive", key)
     archive.publish({"fixture-base": "1.0", "fixture-hello": "1.0"})
@@ -265,6 +266,7 @@ def rocky(url: str, key: Path) -> str:
         "variants": [{"name": "default", "packages": ["fixture-shell"]}]}}})
 
 
+@pytest.mark.root  # fixture repositories on 127.0.0.1, mmdebstrap/dnf as root (like test_distros)
 def test_rpm_lock_build_offline_missing_and_signatures(tmp_path, workflow, keys):
     """dnf cells: the same lock format (exact NEVRAs), the same offline rebuild and error; signatures checked."""
     cell, target = "rocky/9/default/amd64", "build/oci/rocky/9/default/amd64.oci.tar"
