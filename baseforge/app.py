@@ -50,8 +50,10 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> 
                     tf.addfile(info, f)
 
 
-def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str) -> None:
-    """Rule app_image: run the app's build command in a copy of its context, then write its image."""
+def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, below: list[Path] | None = None) -> None:
+    """Rule app_image: run the app's build command in a copy of its context, then write its image.
+
+    ``below``: layers that go between the base and the app's files (its packages, baseforge.app_packages)."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
     with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp:
@@ -63,11 +65,14 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
             with step(f"build app {app['name']}: {app['build']}"):
                 run(["sh", "-ec", app["build"]], cwd=work, env={"OUT": str(out), "SOURCE_DATE_EPOCH": str(meta.created)})
         add = {work / src: dest for src, dest in app.get("add", {}).items()}
-        if not any(out.iterdir()) and not add:
-            raise BaseforgeError(f"app {app['name']} adds no files", hint="its build: must write under $OUT, or list files in add:")
-        layer = Path(tmp) / "layer.tar"
-        layer_from_tree(out, add, layer, meta.created)
-        result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None)
+        layers = list(below or [])
+        if any(out.iterdir()) or add:
+            layers.append(Path(tmp) / "layer.tar")
+            layer_from_tree(out, add, layers[-1], meta.created)
+        elif not layers:
+            raise BaseforgeError(f"app {app['name']} adds no files",
+                                 hint="its build: must write under $OUT, or list files in add: or packages:")
+        result = write_image(Path(archive), layers, meta, base=Path(base_archive) if base_archive else None)
     write_json(info, result.to_dict())
 
 

@@ -2,6 +2,9 @@
 # the base's archive and loaded; Dockerfile ones are built by the engine FROM our loaded base.
 
 
+APP_PACKAGE_CODE = ("pack.py", "data", "bootstrap/__init__.py", "bootstrap/mmdebstrap.py", "pkgcache.py")
+
+
 rule app_image:
     input:
         unpack(app_base_inputs),
@@ -9,11 +12,16 @@ rule app_image:
     output:
         archive="build/apps/{app}.oci.tar",
         info="build/apps/{app}.json",
+        sbom="build/apps/{app}.spdx.json",
     wildcard_constraints:
         app=alternation(DECLARATIVE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("app.py", "oci.py", "spec.py", "run.py"),
+        # packages: installed from the sources, keyrings, epoch and cache of the image at the chain's bottom
+        root_cell=lambda w: IMAGES[APPS[w.app].root].cell.to_dict() if APPS[w.app].packages else None,
+        # pack's rules and mmdebstrap count only for apps that install packages
+        code=lambda w: bfconfig.code_hash("app.py", "app_packages.py", "layers.py", "manifest.py", "oci.py", "spec.py",
+                                          "run.py", *(APP_PACKAGE_CODE if APPS[w.app].packages else ())),
     log:
         "logs/app/{app}.log",
     cache: "omit-software"
@@ -54,3 +62,19 @@ rule app_build:
         "logs/app/{app}.log",
     script:
         "../scripts/app_build.py"
+
+
+# a Dockerfile app that another (declarative) app is built on: its image from the engine, as an OCI archive
+rule app_save:
+    input:
+        record="build/engine/apps/{app}.json",
+    output:
+        archive="build/apps/{app}.oci.tar",
+    wildcard_constraints:
+        app=alternation(DOCKERFILE),
+    params:
+        code=bfconfig.code_hash("app_packages.py", "engine.py"),
+    log:
+        "logs/app/{app}.save.log",
+    script:
+        "../scripts/app_save.py"
