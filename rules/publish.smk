@@ -24,7 +24,7 @@ rule push:
     params:
         registry=PLAN.registry,
         tags=lambda w: [t for p in group(w) if IMAGES[p].native for t in IMAGES[p].meta.tags],
-        code=bfconfig.code_hash("publish.py"),
+        code=bfconfig.code_hash("publish.py", "sign.py"),
     log:
         "logs/push/{image}/{release}/{variant}.log",
     script:
@@ -42,7 +42,7 @@ rule push_app:
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
-        code=bfconfig.code_hash("publish.py"),
+        code=bfconfig.code_hash("publish.py", "sign.py"),
     log:
         "logs/push/apps/{app}.log",
     script:
@@ -60,7 +60,7 @@ rule push_built_app:
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
-        code=bfconfig.code_hash("publish.py"),
+        code=bfconfig.code_hash("publish.py", "sign.py"),
     log:
         "logs/push/apps/{app}.log",
     script:
