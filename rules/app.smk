@@ -70,6 +70,7 @@ rule app_save:
         record="build/engine/apps/{app}.json",
     output:
         archive="build/apps/{app}.oci.tar",
+        info="build/apps/{app}.json",
     wildcard_constraints:
         app=alternation(DOCKERFILE),
     params:

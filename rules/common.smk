@@ -78,6 +78,18 @@ def app_base_inputs(w):
     return {"base": f"build/engine/{base}.json", "base_oci": f"build/oci/{base}.oci.tar"}
 
 
+def app_attest_inputs(w):
+    # what a declarative app's attestations say: its OCI record and SBOM, the provenance of the image at the
+    # bottom of its chain (Release file), and its base's OCI record (the base manifest digest)
+    app = APPS[w.app]
+    out = {"oci": [f"build/apps/{w.app}.json"], "sbom": [f"build/apps/{w.app}.spdx.json"]}
+    if app.root:
+        out["provenance"] = [f"build/rootfs/{app.root}/provenance.json"]
+    if app.base:
+        out["base_info"] = f"build/{app.base}.json" if app.base.startswith("apps/") else f"build/oci/{app.base}.json"
+    return out
+
+
 def app_context(w):
     app = APPS[w.app]
     return sorted(str(p) for p in Path(app.context).rglob("*") if p.is_file()) if app.context else []

@@ -6,4 +6,4 @@ from baseforge.run import job
 snakemake = snakemake  # noqa: F821 - injected by Snakemake
 
 with job(snakemake):
-    save_engine_image(snakemake.input.record, snakemake.output.archive)
+    save_engine_image(snakemake.input.record, snakemake.output.archive, snakemake.output.info)
