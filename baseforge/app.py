@@ -1,15 +1,14 @@
-"""Application images: declarative (written by the OCI writer on a base archive) or Dockerfile (docker build)."""
+"""Declarative application images: the app's files (built or added) as a layer, written by the OCI writer on a
+base archive. Packages: baseforge.app_packages; Dockerfile apps: baseforge.buildah."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import engine
 from .errors import BaseforgeError
 from .oci import write_image
 from .run import run, step, write_json
@@ -75,15 +74,3 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
         result = write_image(Path(archive), layers, meta, base=Path(base_archive) if base_archive else None)
     write_json(info, result.to_dict())
 
-
-def build_dockerfile_app(app: dict[str, Any], base_record: str | None, record: str) -> None:
-    """Rule app_build: make the FROM tags point at the exact base we built, then ``docker build``."""
-    meta = ImageMeta.from_dict(app["meta"])
-    client = engine.connect()
-    if base_record:
-        base = json.loads(Path(base_record).read_text())
-        engine.tag(client, base["image_id"], [t if ":" in t else f"{t}:latest" for t in app.get("base_tags", [])])
-    labels = {**meta.labels, "org.opencontainers.image.title": meta.title, "org.opencontainers.image.base.name": meta.base_name}
-    with step(f"docker build {app['context']}"):
-        image_id = engine.build(client, Path(app["context"]), meta.tags, labels)
-    engine.write_record(client, record, image_id, meta.tags, "build")

@@ -98,16 +98,3 @@ def write_declarative(app: dict[str, Any], root_cell: dict[str, Any] | None, bas
     write_sbom(pkgs, Path(sbom), name=meta.title, created=meta.created, namespace_seed=f"apps/{app['name']}:{image_id}")
     log.info("%s: %d packages in its SBOM", meta.title, len(pkgs))
 
-
-def save_engine_image(record: str, archive: str, info: str) -> None:
-    """Rule app_save: the engine's image of ``record`` (a Dockerfile app) as an OCI archive (skopeo), and
-    its image ID and manifest digest."""
-    from .engine import host
-    from .run import atomic_file, write_json
-
-    image_id = json.loads(Path(record).read_text())["image_id"]
-    with atomic_file(archive) as tmp:
-        tmp.unlink()  # skopeo writes the archive itself
-        run(["skopeo", "copy", "--src-daemon-host", host(), f"docker-daemon:{image_id}", f"oci-archive:{tmp}"])
-        saved = read_image(tmp)
-        write_json(info, {"image_id": saved["image_id"], "manifest_digest": saved["manifest_digest"]})

@@ -1,5 +1,5 @@
-# Application images: declarative ones (base + files + cmd) are written by the OCI writer on top of
-# the base's archive and loaded; Dockerfile ones are built by the engine FROM our loaded base.
+# Application images: declarative ones (base + packages + files + cmd) are written by the OCI writer on top
+# of the base's archive; Dockerfile ones are built by buildah FROM the base's archive. Both are loaded.
 
 
 APP_PACKAGE_CODE = ("pack.py", "data", "bootstrap/__init__.py", "bootstrap/mmdebstrap.py", "pkgcache.py")
@@ -35,8 +35,6 @@ rule app_load:
         info="build/apps/{app}.json",
     output:
         record="build/engine/apps/{app}.json",
-    wildcard_constraints:
-        app=alternation(DECLARATIVE),
     params:
         meta=lambda w: APPS[w.app].meta.to_dict(),
         method="oci",
@@ -52,30 +50,16 @@ rule app_build:
         unpack(app_base_inputs),
         context=app_context,
     output:
-        record="build/engine/apps/{app}.json",
+        archive="build/apps/{app}.oci.tar",
+        info="build/apps/{app}.json",
+        sbom="build/apps/{app}.spdx.json",
     wildcard_constraints:
         app=alternation(DOCKERFILE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("app.py", "engine.py"),
+        code=bfconfig.code_hash("buildah.py", "appgraph.py", "app_packages.py", "manifest.py", "oci.py", "spec.py", "run.py"),
     log:
         "logs/app/{app}.log",
+    cache: "omit-software"
     script:
         "../scripts/app_build.py"
-
-
-# a Dockerfile app that another (declarative) app is built on: its image from the engine, as an OCI archive
-rule app_save:
-    input:
-        record="build/engine/apps/{app}.json",
-    output:
-        archive="build/apps/{app}.oci.tar",
-        info="build/apps/{app}.json",
-    wildcard_constraints:
-        app=alternation(DOCKERFILE),
-    params:
-        code=bfconfig.code_hash("app_packages.py", "engine.py"),
-    log:
-        "logs/app/{app}.save.log",
-    script:
-        "../scripts/app_save.py"

@@ -1,5 +1,5 @@
 # Cluster execution: which rules run on the submit host.
-# With an executor plugin (`--profile profiles/slurm`) every other rule (bootstrap, pack, image, app_image)
+# With an executor plugin (`--profile profiles/slurm`) every other rule (bootstrap, pack, image, app_image, app_build)
 # is a cluster job, run rootless on a node. The engine rules stay on the submit host, next to the Docker
 # Engine, unless the config says the nodes have one (engine: {on_nodes: true}). sbom and index are cheap:
 # as cluster jobs they would cost more in queueing and status polling than the work itself.
@@ -19,10 +19,8 @@ else:
         index,
         load,
         app_load,
-        app_build,
         smoketest,
         smoketest_app,
         summary,
         push,
         push_app,
-        push_built_app,

@@ -67,15 +67,11 @@ def raw_tar(w):
 
 
 def app_base_inputs(w):
-    # the base is an image (build/oci/<cell>.oci.tar) or another app (build/apps/<name>.oci.tar), to any depth
+    # the base's archive: an image (build/oci/<cell>.oci.tar) or another app (build/apps/<name>.oci.tar)
     base = APPS[w.app].base
     if not base:
         return {}
-    if base.startswith("apps/"):
-        # a Dockerfile app needs only the base in the engine; a declarative one its archive
-        declarative = APPS[w.app].kind == "declarative"
-        return {"base": f"build/engine/{base}.json", **({"base_oci": f"build/{base}.oci.tar"} if declarative else {})}
-    return {"base": f"build/engine/{base}.json", "base_oci": f"build/oci/{base}.oci.tar"}
+    return {"base_oci": f"build/{base}.oci.tar" if base.startswith("apps/") else f"build/oci/{base}.oci.tar"}
 
 
 def app_attest_inputs(w):

@@ -36,8 +36,6 @@ rule push:
 
 
 rule push_app:
-    wildcard_constraints:
-        app=alternation(DECLARATIVE),
     input:
         unpack(app_attest_inputs),
         archive="build/apps/{app}.oci.tar",
@@ -50,24 +48,6 @@ rule push_app:
         base_name=lambda w: APPS[w.app].meta.base_name if APPS[w.app].base else None,
         parameters=lambda w: {"app": w.app, "base": APPS[w.app].meta.base_name, "packages": list(APPS[w.app].packages)},
         epoch=lambda w: APPS[w.app].meta.created,
-        code=bfconfig.code_hash("publish.py", "sign.py", "attest.py"),
-    log:
-        "logs/push/apps/{app}.log",
-    script:
-        "../scripts/push.py"
-
-
-rule push_built_app:
-    input:
-        engine="build/engine/apps/{app}.json",
-        smoke="build/smoke/apps/{app}.ok",
-    output:
-        record="build/push/apps/{app}.json",
-    wildcard_constraints:
-        app=alternation(DOCKERFILE),
-    params:
-        registry=PLAN.registry,
-        tags=lambda w: list(APPS[w.app].meta.tags),
         code=bfconfig.code_hash("publish.py", "sign.py", "attest.py"),
     log:
         "logs/push/apps/{app}.log",

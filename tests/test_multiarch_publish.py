@@ -90,9 +90,9 @@ def test_pushing_the_same_digest_again_is_a_no_op(published, workflow):
 
 
 def test_each_pushed_image_has_its_sbom_and_provenance_as_referrers(published, registry):
-    """baseforge.attest: per architecture (and for the declarative app), the sha256-<digest> fallback tag."""
+    """baseforge.attest: per architecture, and for each app (declarative or buildah), the sha256-<digest> tag."""
     subjects = {"bfpub/busybox": [f"build/oci/busybox/bookworm/default/{a}.json" for a in ("amd64", "arm64")],
-                "bfpub/hello": ["build/apps/hello.json"]}
+                "bfpub/hello": ["build/apps/hello.json"], "bfpub/note": ["build/apps/note.json"]}
     for repo, infos in subjects.items():
         for info in infos:
             digest = json.loads((published / info).read_text())["manifest_digest"]
