@@ -16,6 +16,8 @@ passphrase only ever travels as a file (``passphrase_file``), never on a command
 from __future__ import annotations
 
 import contextlib
+import functools
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,9 @@ from typing import Any
 import yaml
 
 from .errors import BaseforgeError
+from .oci import write_image
+from .run import run
+from .spec import ImageMeta
 
 DEFAULT_LOOKASIDE = "build/signatures"
 
@@ -38,6 +43,26 @@ def check(sign: dict[str, Any] | None, workdir: Path) -> None:
         if sign.get(key) and not (workdir / sign[key]).exists():
             raise BaseforgeError(f"config registry.sign.{key}: {workdir / sign[key]} does not exist",
                                  hint="give the path of an existing file (directory for gnupg_home)")
+    if sign.get("sigstore_key") and not sigstore_supported():
+        raise BaseforgeError("config registry.sign.sigstore_key: the installed skopeo cannot make sigstore signatures "
+                             "(Debian builds it with sigstore disabled)",
+                             hint="sign with gpg: instead, or install a skopeo built with sigstore support")
+
+
+@functools.cache
+def sigstore_supported() -> bool:
+    """Whether this skopeo makes sigstore signatures: Debian's has the flag but answers "sigstore disabled".
+    Asked by signing a one-byte image into a scratch ``dir:`` with a key that does not exist."""
+    with tempfile.TemporaryDirectory(prefix="bf-sigstore-probe-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with tarfile.open(layer, "w"):
+            pass
+        write_image(Path(tmp) / "probe.oci.tar", [layer], ImageMeta(title="probe", version="0", created=0, arch="amd64"))
+        (Path(tmp) / "passphrase").write_text("probe\n")  # else skopeo asks for one on the terminal
+        proc = run(["skopeo", "copy", "--sign-by-sigstore-private-key", f"{tmp}/no.key", "--sign-passphrase-file",
+                    f"{tmp}/passphrase", "--sign-identity", "localhost/probe:latest", f"oci-archive:{tmp}/probe.oci.tar",
+                    f"dir:{tmp}/out"], capture=True, check=False)
+    return b"sigstore disabled" not in proc.stderr
 
 
 def registries_d(registry_url: str, lookaside: Path | None, sigstore: bool) -> dict[str, Any]:

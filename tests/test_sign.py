@@ -113,3 +113,43 @@ def test_sign_flags_and_plan_checks(tmp_path):
     cfg["registry"]["sign"] = {"passphrase": "x"}
     with pytest.raises(BaseforgeError, match=r"registry.sign"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+
+
+def test_a_multi_arch_index_and_each_of_its_manifests_are_signed(registry, gpg_key, tmp_path):
+    from baseforge.oci import read_image, write_index
+
+    home, fpr, secret, public = gpg_key
+    archives = []
+    for arch in ("amd64", "arm64"):
+        archives.append(image(tmp_path / f"{arch}.oci.tar", f"multi-{arch}"))
+    # image() writes amd64 images: give arm64 its own platform
+    layer = tmp_path / "arm64.oci.layer.tar"
+    archives[1] = tmp_path / "arm64.oci.tar"
+    write_image(archives[1], [layer], ImageMeta(title="m", version="1", created=1700000000, arch="arm64", tags=("x/m:1",)))
+    index = write_index(tmp_path / "index.oci.tar", archives,
+                        ImageMeta(title="m", version="1", created=1700000000, arch="amd64", tags=("x/m:1",)))
+    lookaside = tmp_path / "signatures"
+    push(str(tmp_path / "index.oci.tar"), {"url": registry, "tls_verify": False, "sign": {
+        "gpg": fpr, "gnupg_home": str(home), "passphrase_file": str(secret), "lookaside": str(lookaside)}},
+        ["bfsign/multi:1"], str(tmp_path / "rec.json"))
+    signed = {p.parent.name.split("@", 1)[1].replace("=", ":") for p in lookaside.rglob("signature-1")}
+    instances = {read_image(a)["manifest_digest"] for a in archives}
+    assert signed == {index} | instances
+
+
+def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_them(registry, tmp_path):
+    """Debian's skopeo 1.9 has --sign-by-sigstore-private-key but is built with sigstore disabled: the plan
+    says so before any job runs, and a push would indeed fail."""
+    secret, key = tmp_path / "passphrase", tmp_path / "cosign.key"
+    secret.write_text(PASSPHRASE)
+    key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    target = {"url": registry, "tls_verify": False, "sign": {"sigstore_key": str(key), "passphrase_file": str(secret)}}
+    cfg = {"epoch": 1, "mirrors": {"archive": "http://mirror.invalid/debian"}, "images": {"debian": {"releases": ["bookworm"]}},
+           "registry": target}
+    if sign.sigstore_supported():
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+        return
+    with pytest.raises(BaseforgeError, match=r"registry.sign.sigstore_key: the installed skopeo cannot"):
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    with pytest.raises(BaseforgeError, match=r"skopeo copy .*--sign-by-sigstore-private-key.* returned non-zero"):
+        push(str(image(tmp_path / "s.oci.tar", "sigstore")), target, ["bfsig/app:1"], str(tmp_path / "s.json"))
