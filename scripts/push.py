@@ -1,4 +1,4 @@
-"""Rules push, push_app, push_built_app: copy an image (OCI archive, multi-arch index, or the engine's) to the
+"""Rules push, push_app: copy an image (OCI archive or multi-arch index) to the
 registry (signed with registry.sign), with its SBOM and provenance beside it as OCI referrers."""
 
 from baseforge.attest import push_with_attestations
