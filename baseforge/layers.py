@@ -186,7 +186,8 @@ def diff(base: Path, new: Path, out: Path, epoch: int) -> dict[str, int]:
         for name in list(changed):
             changed |= groups.get(name, set())
         gone = {n for n in old if n not in cur}
-        gone = {n for n in gone if not any(p in gone for p in _ancestors(n))}  # a whiteout for the top only
+        # a whiteout for the top only; none under a directory that became a file or link (that hides it all)
+        gone = {n for n in gone if not any(p in gone or (p in cur and not cur[p].member.isdir()) for p in _ancestors(n))}
         for name in changed | gone:
             changed |= {p for p in _ancestors(name) if p in cur}
         whiteouts = {f"{n.rpartition('/')[0]}/{WHITEOUT}{n.rpartition('/')[2]}".lstrip("/") for n in gone}

@@ -117,3 +117,11 @@ def test_the_install_is_mmdebstraps_layered_install_on_the_flattened_base(tmp_pa
     assert "--xattrs" in hook and "--exclude=etc/resolv.conf" in hook and str(tmp_path / "base.tar") in hook
     assert '--customize-hook=chroot "$1" apt-get install --yes -- jq hello' in argv
     assert not any("--include" in a for a in argv)
+
+
+def test_a_directory_replaced_by_a_symlink_needs_no_whiteouts_below_it(tmp_path):
+    base = tree(tmp_path / "base.tar", BASE)
+    new = tree(tmp_path / "new.tar", [*BASE[:3], ("opt", "sym", "usr"), *BASE[6:]])
+    layers.diff(base, new, tmp_path / "layer.tar", EPOCH)
+    got = names(tmp_path / "layer.tar")
+    assert list(got) == ["opt"] and got["opt"].issym()
