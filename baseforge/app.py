@@ -1,19 +1,28 @@
-"""Application images: declarative (written by the OCI writer on a base archive) or Dockerfile (docker build)."""
+"""Declarative application images: the app's files (built or added) as a layer, written by the OCI writer on a
+base archive, and the SBOM of an app image (the dpkg status of its topmost layer that has one). Packages:
+baseforge.app_packages (its code counts in the cache key only of the apps that install packages);
+Dockerfile apps: baseforge.buildah."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import engine
 from .errors import BaseforgeError
+from .layers import WHITEOUT
+from .manifest import DPKG_STATUS, Package, parse_dpkg_status, write_sbom
 from .oci import write_image
+from .ociread import read
 from .run import run, step, write_json
 from .spec import ImageMeta
+
+log = logging.getLogger("baseforge")
 
 
 def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> None:
@@ -50,8 +59,11 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> 
                     tf.addfile(info, f)
 
 
-def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, threads: int | None = None) -> None:
-    """Rule app_image: run the app's build command in a copy of its context, then write its image."""
+def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, below: list[Path] | None = None,
+              threads: int | None = None) -> None:
+    """Run the app's build command in a copy of its context, then write its image.
+
+    ``below``: layers that go between the base and the app's files (its packages, baseforge.app_packages)."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
     with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp:
@@ -63,23 +75,43 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
             with step(f"build app {app['name']}: {app['build']}"):
                 run(["sh", "-ec", app["build"]], cwd=work, env={"OUT": str(out), "SOURCE_DATE_EPOCH": str(meta.created)})
         add = {work / src: dest for src, dest in app.get("add", {}).items()}
-        if not any(out.iterdir()) and not add:
-            raise BaseforgeError(f"app {app['name']} adds no files", hint="its build: must write under $OUT, or list files in add:")
-        layer = Path(tmp) / "layer.tar"
-        layer_from_tree(out, add, layer, meta.created)
-        result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None,
+        layers = list(below or [])
+        if any(out.iterdir()) or add:
+            layers.append(Path(tmp) / "layer.tar")
+            layer_from_tree(out, add, layers[-1], meta.created)
+        elif not layers:
+            raise BaseforgeError(f"app {app['name']} adds no files",
+                                 hint="its build: must write under $OUT, or list files in add: or packages:")
+        result = write_image(Path(archive), layers, meta, base=Path(base_archive) if base_archive else None,
                              threads=threads)
     write_json(info, result.to_dict())
 
 
-def build_dockerfile_app(app: dict[str, Any], base_record: str | None, record: str) -> None:
-    """Rule app_build: make the FROM tags point at the exact base we built, then ``docker build``."""
+
+def installed(archive: Path) -> list[Package]:
+    """The dpkg packages of the image in ``archive``: the status file of the topmost layer that has one."""
+    manifest = read(archive).manifest
+    whiteout = DPKG_STATUS.rpartition("/")[0] + "/" + WHITEOUT + DPKG_STATUS.rpartition("/")[2]
+    with tarfile.open(archive, "r:") as outer:
+        for desc in reversed(manifest["layers"]):
+            blob = outer.extractfile("blobs/" + desc["digest"].replace(":", "/"))
+            stream = gzip.GzipFile(fileobj=blob, mode="rb") if desc["mediaType"].endswith("gzip") else blob
+            with tarfile.open(fileobj=stream, mode="r|") as tf:
+                for m in tf:
+                    name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+                    if name == whiteout:
+                        return []
+                    if name == DPKG_STATUS and m.isreg():
+                        return parse_dpkg_status(tf.extractfile(m).read().decode("utf-8", errors="replace"))
+    return []
+
+
+def write_declarative(app: dict[str, Any], base_archive: str | None, archive: str, info: str, sbom: str,
+                      below: list[Path] | None = None, threads: int | None = None) -> None:
+    """Rule app_image (an app without packages; with them, baseforge.app_packages): its image, then its SBOM."""
     meta = ImageMeta.from_dict(app["meta"])
-    client = engine.connect()
-    if base_record:
-        base = json.loads(Path(base_record).read_text())
-        engine.tag(client, base["image_id"], [t if ":" in t else f"{t}:latest" for t in app.get("base_tags", [])])
-    labels = {**meta.labels, "org.opencontainers.image.title": meta.title, "org.opencontainers.image.base.name": meta.base_name}
-    with step(f"docker build {app['context']}"):
-        image_id = engine.build(client, Path(app["context"]), meta.tags, labels)
-    engine.write_record(client, record, image_id, meta.tags, "build")
+    write_app(app, base_archive, archive, info, below=below, threads=threads)
+    image_id = json.loads(Path(info).read_text())["image_id"]
+    pkgs = installed(Path(archive))
+    write_sbom(pkgs, Path(sbom), name=meta.title, created=meta.created, namespace_seed=f"apps/{app['name']}:{image_id}")
+    log.info("%s: %d packages in its SBOM", meta.title, len(pkgs))

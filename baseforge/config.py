@@ -16,14 +16,13 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro, lockfile
+from . import appgraph, bootstrap, distro, lockfile, sign
 from .epoch import release_date
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,15 @@ class AppPlan:
     expect: str | None
     checks: tuple[Any, ...] = ()
     base_tags: tuple[str, ...] = ()
+    #: packages installed with the base's own package manager (declarative apps)
+    packages: tuple[str, ...] = ()
+    #: the path (cell id) of the image at the bottom of the base chain (None for scratch)
+    root: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
                 "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
-                "base_tags": list(self.base_tags)}
+                "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root}
 
 
 @dataclass
@@ -144,7 +147,11 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     if locks:
         images = lockfile.apply(images, workdir, config.get("mirrors", {}).get(lockfile.SNAPSHOT_KEY))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
-    apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
+    apps: dict[str, AppPlan] = {}
+    for name in appgraph.order(config.get("apps", {}), namespace, workdir):  # every base app before its apps
+        apps[name] = _app(name, config["apps"][name], images, namespace, workdir, claim, apps)
+    apps = {name: apps[name] for name in config.get("apps", {})}
+    sign.check((config.get("registry") or {}).get("sign"), workdir)
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
 
 
@@ -277,18 +284,45 @@ def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePl
     return out
 
 
-def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str) -> str | None:
+def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str,
+                  apps: dict[str, AppPlan] | None = None) -> str | None:
+    """The path of the image (``debian/bookworm/default/amd64``) or app (``apps/<name>``) ``ref`` names."""
     if ref == "scratch":
         return None
+    refs = appgraph.candidates(ref, namespace)
     for path, img in images.items():
-        if ref in img.meta.tags or (namespace and f"{namespace}/{ref}" in img.meta.tags):
+        if refs & set(img.meta.tags):
             return path
+    for name, app in (apps or {}).items():
+        if refs & set(app.meta.tags):
+            return f"apps/{name}"
     known = sorted(t for img in images.values() for t in img.meta.tags if img.native)
-    raise BaseforgeError(f"config {where}: base {ref!r} is not an image of this workflow",
+    known += sorted(t for app in (apps or {}).values() for t in app.meta.tags)
+    raise BaseforgeError(f"config {where}: base {ref!r} is not an image or app of this workflow",
                          hint=f"use scratch or one of: {', '.join(known)}")
 
 
-def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim) -> AppPlan:
+def _base_of(base: str | None, images: dict[str, ImagePlan], apps: dict[str, AppPlan]) -> tuple[ImageMeta | None, str | None]:
+    """The base's metadata and the image at the bottom of its chain."""
+    if base is None:
+        return None, None
+    if base.startswith("apps/"):
+        app = apps[base.removeprefix("apps/")]
+        return app.meta, app.root
+    return images[base].meta, base
+
+
+def _packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tuple[str, ...]:
+    packages = tuple(spec.get("packages", []))
+    if packages and (root is None or root.family != "debian"):
+        what = "scratch" if root is None else f"{root.cell.image} (family {root.family})"
+        raise BaseforgeError(f"config apps.{name}.packages: the base chain starts at {what}, which has no apt to install them",
+                             hint="build the app on a Debian-family image of this workflow, or drop packages:")
+    return packages
+
+
+def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
+         apps: dict[str, AppPlan]) -> AppPlan:
     where = f"apps.{name}"
     tags = tuple(f"{repo(namespace, name)}:{t}" for t in spec.get("tags", ["latest"]))
     for t in tags:
@@ -300,17 +334,16 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         if not dockerfile.is_file():
             raise BaseforgeError(f"config {where}.dockerfile: {dockerfile} does not exist",
                                  hint="point dockerfile: at a directory that holds a Dockerfile")
-        refs = FROM.findall(dockerfile.read_text())
-        stages = re.findall(r"^\s*FROM\s+\S+\s+AS\s+(\S+)", dockerfile.read_text(), re.IGNORECASE | re.MULTILINE)
-        bases = [_resolve_base(r, images, namespace, f"{where}.dockerfile (FROM {r})") for r in refs if r not in stages]
+        refs = appgraph.dockerfile_refs(dockerfile)
+        bases = [_resolve_base(r, images, namespace, f"{where}.dockerfile (FROM {r})", apps) for r in refs]
         base = next((b for b in bases if b), None)
         if len({b for b in bases if b}) > 1:
             raise BaseforgeError(f"config {where}.dockerfile: stages build FROM several workflow images",
                                  hint="one workflow base per app is supported")
-        base_tags = tuple(r for r in refs if r not in stages and r != "scratch")
+        base_tags = tuple(r for r in refs if r != "scratch")
     else:
         kind, context = "declarative", spec.get("context")
-        base = _resolve_base(spec["base"], images, namespace, f"{where}.base")
+        base = _resolve_base(spec["base"], images, namespace, f"{where}.base", apps)
         if context and not (workdir / context).is_dir():
             raise BaseforgeError(f"config {where}.context: {workdir / context} is not a directory")
         if (spec.get("build") or spec.get("add")) and not context:
@@ -319,17 +352,18 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         for src in spec.get("add", {}):
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
-    base_img = images[base] if base else None
+    base_meta, root = _base_of(base, images, apps)
     meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_img.meta.created if base_img else 0,
-        arch=base_img.cell.arch if base_img else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
+        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else 0,
+        arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
-        env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_img.meta.env if base_img else ()),
+        env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),
         workdir=spec.get("workdir", ""), labels=dict(spec.get("labels", {})),
-        base_name=base_img.meta.tags[0] if base_img else "scratch", comment=f"baseforge app {name}",
+        base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
     )
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),
-                   meta=meta, expect=spec.get("expect"), checks=tuple(spec.get("checks", [])), base_tags=base_tags)
+                   meta=meta, expect=spec.get("expect"), checks=tuple(spec.get("checks", [])), base_tags=base_tags,
+                   packages=_packages(name, spec, images[root] if root else None), root=root)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -26,12 +26,14 @@ PUSH = "build/push/{group}.json"
 
 APP_OCI = "build/apps/{app}.oci.tar"
 APP_INFO = "build/apps/{app}.json"
+APP_SBOM = "build/apps/{app}.spdx.json"
 APP_ENGINE = "build/engine/apps/{app}.json"
 APP_SMOKE = "build/smoke/apps/{app}.ok"
 APP_PUSH = "build/push/apps/{app}.json"
 
 ENGINE_RECORDS = "build/engine"
 SMOKE_REPORTS = "build/smoke"
+SIGNATURES = "build/signatures"  # the default lookaside of registry.sign (baseforge.sign)
 SUMMARY_TSV = "results/images.tsv"
 SUMMARY_JSON = "results/images.json"
 

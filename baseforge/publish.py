@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from . import sign
 from .errors import BaseforgeError
 from .run import log, run, write_json
 
@@ -43,7 +44,8 @@ def remote_config_digest(ref: str, registry: dict[str, Any]) -> str | None:
 def push(archive: str | None, registry: dict[str, Any], tags: list[str], record: str,
          engine_record: str | None = None) -> dict[str, Any]:
     """Push ``archive`` (an image or a multi-arch index), or else the engine's image of ``engine_record``,
-    under every tag; a tag that already holds the same digest (image ID for engine images) is skipped."""
+    under every tag; a tag that already holds the same digest (image ID for engine images) is skipped,
+    unless ``registry.sign`` is set: then every copy is signed (baseforge.sign)."""
     if archive:
         source, digest, remote = f"oci-archive:{archive}", archive_digest(Path(archive)), remote_digest
         flags = ["--all", "--preserve-digests"]
@@ -55,15 +57,17 @@ def push(archive: str | None, registry: dict[str, Any], tags: list[str], record:
     pushed, skipped = [], []
     for tag in tags:
         ref = f"docker://{registry['url'].rstrip('/')}/{tag}"
-        if remote(ref, registry) == digest:
+        if not registry.get("sign") and remote(ref, registry) == digest:
             skipped.append(tag)
             log.info("%s already holds %s: nothing to push", ref, digest)
             continue
-        run(["skopeo", "copy", *flags, *tls_flags(registry, "dest"), source, ref])
+        with sign.signing(registry) as (sign_flags, env):
+            run(["skopeo", "copy", *flags, *sign_flags, *tls_flags(registry, "dest"), source, ref], env=env)
         if remote(ref, registry) != digest:
             raise BaseforgeError(f"after pushing, {ref} does not hold {digest}",
                                  hint="the registry rewrote the manifest; check its storage and media type support")
         pushed.append(tag)
-    result = {"digest": digest, "registry": registry["url"], "tags": tags, "pushed": pushed, "unchanged": skipped}
+    result = {"digest": digest, "registry": registry["url"], "tags": tags, "pushed": pushed, "unchanged": skipped,
+              **({"signed": sign.summary(registry)} if registry.get("sign") else {})}
     write_json(record, result)
     return result

@@ -1,5 +1,5 @@
-# Application images: declarative ones (base + files + cmd) are written by the OCI writer on top of
-# the base's archive and loaded; Dockerfile ones are built by the engine FROM our loaded base.
+# Application images: declarative ones (base + packages + files + cmd) are written by the OCI writer on top
+# of the base's archive; Dockerfile ones are built by buildah FROM the base's archive. Both are loaded.
 
 
 rule app_image:
@@ -9,11 +9,16 @@ rule app_image:
     output:
         archive=paths.app(paths.APP_OCI),
         info=paths.app(paths.APP_INFO),
+        sbom=paths.app(paths.APP_SBOM),
     wildcard_constraints:
         app=alternation(DECLARATIVE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=code_hash("app_image"),
+        # packages: installed from the sources, keyrings, epoch and cache of the image at the chain's bottom
+        root_cell=lambda w: IMAGES[APPS[w.app].root].cell.to_dict() if APPS[w.app].packages else None,
+        # the closure of app_image's imports; an app without packages runs only baseforge.app's: pack's rules,
+        # mmdebstrap and the package cache (baseforge.app_packages) do not count for it
+        code=lambda w: code_hash("app_image") if APPS[w.app].packages else calls_hash("baseforge.app"),
     threads: 2  # the OCI writer's gzip, as rule image
     log:
         "logs/app/{app}.log",
@@ -28,8 +33,6 @@ rule app_load:
         info=paths.app(paths.APP_INFO),
     output:
         record=paths.app(paths.APP_ENGINE),
-    wildcard_constraints:
-        app=alternation(DECLARATIVE),
     params:
         meta=lambda w: APPS[w.app].meta.to_dict(),
         method="oci",
@@ -46,7 +49,9 @@ rule app_build:
         unpack(app_base_inputs),
         context=app_context,
     output:
-        record=paths.app(paths.APP_ENGINE),
+        archive=paths.app(paths.APP_OCI),
+        info=paths.app(paths.APP_INFO),
+        sbom=paths.app(paths.APP_SBOM),
     wildcard_constraints:
         app=alternation(DOCKERFILE),
     params:
@@ -54,6 +59,7 @@ rule app_build:
         code=code_hash("app_build"),
     log:
         "logs/app/{app}.log",
-    localrule: ENGINE_LOCAL
+    cache: "omit-software"
+    localrule: ENGINE_LOCAL  # with the engine rules: buildah builds as root
     script:
         "../scripts/app_build.py"

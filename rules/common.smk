@@ -48,6 +48,11 @@ def code_hash(script, cell=None):
     return bfcode.script_hash(Path(workflow.basedir) / "scripts" / f"{script}.py", *plugins)
 
 
+def calls_hash(*modules):
+    # as code_hash, for a job that calls only these modules of what its script imports (their import closure)
+    return bfcode.module_hash(*modules)
+
+
 def cell_path(w):
     return f"{w.image}/{w.release}/{w.variant}/{w.arch}"
 
@@ -82,8 +87,28 @@ def raw_tar(w):
 
 
 def app_base_inputs(w):
+    # the base's archive: an image (build/oci/<cell>.oci.tar) or another app (build/apps/<name>.oci.tar)
     base = APPS[w.app].base
-    return {"base": paths.cell(paths.ENGINE, base), "base_oci": paths.cell(paths.OCI, base)} if base else {}
+    if not base:
+        return {}
+    return {"base_oci": base_path(base, paths.APP_OCI, paths.OCI)}
+
+
+def base_path(base, app_pattern, cell_pattern):
+    # an app's base is a cell (debian/bookworm/default/amd64) or another app (apps/<name>)
+    return paths.app(app_pattern, base.removeprefix("apps/")) if base.startswith("apps/") else paths.cell(cell_pattern, base)
+
+
+def app_attest_inputs(w):
+    # what a declarative app's attestations say: its OCI record and SBOM, the provenance of the image at the
+    # bottom of its chain (Release file), and its base's OCI record (the base manifest digest)
+    app = APPS[w.app]
+    out = {"oci": [paths.app(paths.APP_INFO, w.app)], "sbom": [paths.app(paths.APP_SBOM, w.app)]}
+    if app.root:
+        out["provenance"] = [paths.cell(paths.PROVENANCE, app.root)]
+    if app.base:
+        out["base_info"] = base_path(app.base, paths.APP_INFO, paths.OCI_INFO)
+    return out
 
 
 def app_context(w):
@@ -116,7 +141,7 @@ def summary_rows():
     rows = [{"image": p, "record": paths.cell(paths.ENGINE, p), "rootfs": paths.cell(paths.ROOTFS_INFO, p),
              "oci": paths.cell(paths.OCI_INFO, p)} for p in IMAGES]
     rows += [{"image": f"apps/{a}", "record": paths.app(paths.APP_ENGINE, a), "rootfs": None,
-              "oci": paths.app(paths.APP_INFO, a) if a in DECLARATIVE else None} for a in APPS]
+              "oci": paths.app(paths.APP_INFO, a)} for a in APPS]  # both kinds are loaded from their archive
     return rows
 
 

@@ -20,6 +20,10 @@ rule index:
 rule push:
     input:
         archive=paths.group(paths.INDEX),
+        # per architecture, pushed beside its manifest as OCI referrers (baseforge.attest)
+        oci=lambda w: [paths.cell(paths.OCI_INFO, p) for p in group(w)],
+        sbom=lambda w: [paths.cell(paths.SBOM, p) for p in group(w)],
+        provenance=lambda w: [paths.cell(paths.PROVENANCE, p) for p in group(w)],
     output:
         record=paths.group(paths.PUSH),
     params:
@@ -34,9 +38,8 @@ rule push:
 
 
 rule push_app:
-    wildcard_constraints:
-        app=alternation(DECLARATIVE),
     input:
+        unpack(app_attest_inputs),
         archive=paths.app(paths.APP_OCI),
         smoke=paths.app(paths.APP_SMOKE),
     output:
@@ -44,25 +47,9 @@ rule push_app:
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
-        code=code_hash("push"),
-    log:
-        "logs/push/apps/{app}.log",
-    localrule: ENGINE_LOCAL
-    script:
-        "../scripts/push.py"
-
-
-rule push_built_app:
-    input:
-        engine=paths.app(paths.APP_ENGINE),
-        smoke=paths.app(paths.APP_SMOKE),
-    output:
-        record=paths.app(paths.APP_PUSH),
-    wildcard_constraints:
-        app=alternation(DOCKERFILE),
-    params:
-        registry=PLAN.registry,
-        tags=lambda w: list(APPS[w.app].meta.tags),
+        base_name=lambda w: APPS[w.app].meta.base_name if APPS[w.app].base else None,
+        parameters=lambda w: {"app": w.app, "base": APPS[w.app].meta.base_name, "packages": list(APPS[w.app].packages)},
+        epoch=lambda w: APPS[w.app].meta.created,
         code=code_hash("push"),
     log:
         "logs/push/apps/{app}.log",

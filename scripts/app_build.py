@@ -1,6 +1,6 @@
-"""Rule app_build: docker build a Dockerfile app FROM the exact base image this workflow loaded."""
+"""Rule app_build: buildah builds a Dockerfile app FROM the exact base archive this workflow wrote (--timestamp)."""
 
-from baseforge.app import build_dockerfile_app
+from baseforge.buildah import build_dockerfile_app
 from baseforge.run import job
 
 snakemake = snakemake  # noqa: F821 - injected by Snakemake
@@ -8,6 +8,8 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 with job(snakemake):
     build_dockerfile_app(
         snakemake.params.app,
-        base_record=snakemake.input.get("base"),
-        record=snakemake.output.record,
+        base_archive=snakemake.input.get("base_oci"),
+        archive=snakemake.output.archive,
+        info=snakemake.output.info,
+        sbom=snakemake.output.sbom,
     )

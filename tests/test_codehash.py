@@ -80,3 +80,22 @@ def test_a_third_party_plugin_module_counts_with_its_own_file_and_what_it_import
         f.write("# changed\n")
     codehash.closure.cache_clear()
     assert codehash.module_hash("acme_preset") != b
+
+
+def test_an_app_without_packages_is_keyed_by_baseforge_app_only(lib):
+    """rule app_image: pack's rules, mmdebstrap and the package cache count only for apps that install packages."""
+    package_code = {"pack.py", "packtree.py", "pkgcache.py", "bootstrap/mmdebstrap.py", "app_packages.py"}
+    with_packages = {p.relative_to(lib).as_posix() for m in codehash.script_imports(ROOT / "scripts/app_image.py")
+                     for p in codehash.closure(m)}
+    without = {p.relative_to(lib).as_posix() for p in codehash.closure("baseforge.app")}
+    assert package_code <= with_packages and not package_code & without
+    assert {"app.py", "manifest.py", "oci.py", "layers.py"} <= without <= with_packages
+    before = codehash.module_hash("baseforge.app")
+    with open(lib / "pack.py", "a") as f:
+        f.write("# changed\n")
+    codehash.closure.cache_clear()
+    assert codehash.module_hash("baseforge.app") == before
+    with open(lib / "app.py", "a") as f:
+        f.write("# changed\n")
+    codehash.closure.cache_clear()
+    assert codehash.module_hash("baseforge.app") != before

@@ -105,7 +105,7 @@ def test_app_bases(tmp_path):
     assert p.apps["a"].base == p.apps["b"].base == "debian/bookworm/default/amd64"
     assert p.apps["c"].base is None and p.apps["a"].meta.base_name == "baseforge/debian:bookworm"
     cfg["apps"] = {"d": {"base": "ubuntu:noble"}}
-    with pytest.raises(BaseforgeError, match=r"apps.d.base.*not an image of this workflow"):
+    with pytest.raises(BaseforgeError, match=r"apps.d.base.*not an image or app of this workflow"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
     cfg["apps"] = {"e": {"dockerfile": "missing"}}
     with pytest.raises(BaseforgeError, match=r"apps.e.dockerfile.*does not exist"):
@@ -114,7 +114,7 @@ def test_app_bases(tmp_path):
     cfg["apps"] = {"f": {"dockerfile": "df"}}
     assert config.plan(cfg, workdir=tmp_path, resolve_epochs=False).apps["f"].base_tags == ("debian:bookworm",)
     (tmp_path / "df/Dockerfile").write_text("FROM alpine:3\n")
-    with pytest.raises(BaseforgeError, match=r"FROM alpine:3.*not an image of this workflow"):
+    with pytest.raises(BaseforgeError, match=r"FROM alpine:3.*not an image or app of this workflow"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
 
 

@@ -25,10 +25,7 @@ images:
     cmd: [sh]
     checks: ["busybox --help >/dev/null"]
 apps:
-{hello}  greeter:
-    dockerfile: apps/greeter
-    expect: Hello, world!
-"""
+{hello}{greeter}"""
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +36,8 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, engine, workflow, cache):
     """One full build of the small matrix; yields its work directory."""
-    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache, hello=workflow.shipped_app("hello")))
+    work = workflow.make(tmp_path_factory.mktemp("e2e"), CONFIG.format(cache=cache, hello=workflow.shipped_app("hello"),
+                                                                       greeter=workflow.shipped_app("greeter")))
     workflow.run(work)
     return work
 

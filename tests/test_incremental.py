@@ -74,12 +74,12 @@ def test_changing_an_app_rebuilds_that_app_and_its_smoke_test_only(workflow, wor
         ("smoketest_app", "build/smoke/apps/hello.ok"), ("summary", "results/images.tsv"), ("all", "")}
 
 
-def test_changing_a_dockerfile_app_rebuilds_that_app_only(workflow, work):
-    with open(work / "apps/greeter/Dockerfile", "a") as f:
-        f.write("# changed\n")
+def test_changing_an_apps_packages_rebuilds_that_app_only(workflow, work):
+    config = work / "config/config.yaml"
+    config.write_text(config.read_text().replace("packages: [hello]", "packages: [hello, jq]"))
     assert jobs(workflow, work) == {
-        ("app_build", "build/engine/apps/greeter.json"), ("smoketest_app", "build/smoke/apps/greeter.ok"),
-        ("summary", "results/images.tsv"), ("all", "")}
+        ("app_image", "build/apps/greeter.oci.tar"), ("app_load", "build/engine/apps/greeter.json"),
+        ("smoketest_app", "build/smoke/apps/greeter.ok"), ("summary", "results/images.tsv"), ("all", "")}
 
 
 def test_changing_packages_rebuilds_that_image_and_the_apps_built_on_it(workflow, work):
@@ -89,7 +89,8 @@ def test_changing_packages_rebuilds_that_image_and_the_apps_built_on_it(workflow
     found = jobs(workflow, work)
     deb = "debian/bookworm/{}/amd64"
     expected = {("summary", "results/images.tsv"), ("all", ""),
-                ("app_build", "build/engine/apps/greeter.json"), ("smoketest_app", "build/smoke/apps/greeter.ok")}
+                ("app_image", "build/apps/greeter.oci.tar"), ("app_load", "build/engine/apps/greeter.json"),
+                ("smoketest_app", "build/smoke/apps/greeter.ok")}
     raw = {o for r, o in found if r == "bootstrap"}
     assert len(raw) == 1 and re.fullmatch(r"build/raw/debian/bookworm/amd64/minbase-[0-9a-f]{8}\.tar", raw.pop())
     for v in ("default", "slim"):
@@ -143,7 +144,9 @@ def test_changing_the_packing_code_rebuilds_the_tarballs_not_the_bootstraps(work
     assert {o for r, o in found if r == "pack"} == {
         "build/rootfs/debian/bookworm/default/amd64/rootfs.tar", "build/rootfs/debian/bookworm/slim/amd64/rootfs.tar",
         "build/rootfs/busybox/bookworm/default/amd64/rootfs.tar"}
-    assert "bootstrap" not in rules and "app_image" not in rules  # hello is FROM scratch: not touched
+    assert "bootstrap" not in rules
+    # hello is FROM scratch: not touched; greeter (packages on debian) is rebuilt on the repacked base
+    assert {o for r, o in found if r == "app_image"} == {"build/apps/greeter.oci.tar"}
     # the unchanged copy changes nothing
     (lib / "baseforge/pack.py").write_text((ROOT / "baseforge/pack.py").read_text())
     assert jobs(workflow, work, env) == set()

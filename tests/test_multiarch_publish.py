@@ -87,3 +87,18 @@ def test_pushing_the_same_digest_again_is_a_no_op(published, workflow):
     for app in ("hello", "note"):
         record = json.loads((published / f"build/push/apps/{app}.json").read_text())
         assert record["pushed"] == [] and record["unchanged"] == [f"bfpub/{app}:latest"]
+
+
+def test_each_pushed_image_has_its_sbom_and_provenance_as_referrers(published, registry):
+    """baseforge.attest: per architecture, and for each app (declarative or buildah), the sha256-<digest> tag."""
+    subjects = {"bfpub/busybox": [f"build/oci/busybox/bookworm/default/{a}.json" for a in ("amd64", "arm64")],
+                "bfpub/hello": ["build/apps/hello.json"], "bfpub/note": ["build/apps/note.json"]}
+    for repo, infos in subjects.items():
+        for info in infos:
+            digest = json.loads((published / info).read_text())["manifest_digest"]
+            index = json.loads(skopeo_raw(f"docker://{registry}/{repo}:{digest.replace(':', '-')}"))
+            assert sorted(d["artifactType"] for d in index["manifests"]) == ["application/spdx+json",
+                                                                             "application/vnd.in-toto+json"], info
+            for desc in index["manifests"]:
+                manifest = json.loads(skopeo_raw(f"docker://{registry}/{repo}@{desc['digest']}"))
+                assert manifest["subject"]["digest"] == digest
