@@ -51,8 +51,18 @@ rule sbom:
         tar="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.tar",
         info="build/rootfs/{image}/{release}/{variant}/{arch}/rootfs.json",
     output:
-        sbom="build/rootfs/{image}/{release}/{variant}/{arch}/sbom.spdx.json",
-        provenance="build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
+        sbom=report(
+            "build/rootfs/{image}/{release}/{variant}/{arch}/sbom.spdx.json",
+            caption="report/sbom.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: document_labels(cell_path(w), "SBOM (SPDX 2.3)"),
+        ),
+        provenance=report(
+            "build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
+            caption="report/provenance.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: document_labels(cell_path(w), "provenance"),
+        ),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=bfconfig.code_hash("manifest.py", "provenance.py"),

@@ -5,7 +5,12 @@ rule smoketest:
     input:
         record="build/engine/{image}/{release}/{variant}/{arch}.json",
     output:
-        report="build/smoke/{image}/{release}/{variant}/{arch}.ok",
+        report=report(
+            "build/smoke/{image}/{release}/{variant}/{arch}.ok",
+            caption="report/smoketest.rst",
+            category="1. Images",
+            labels=lambda w: matrix_labels(cell_path(w)),
+        ),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=bfconfig.code_hash("smoketest.py", "engine.py"),
@@ -22,7 +27,12 @@ rule smoketest_app:
     input:
         record="build/engine/apps/{app}.json",
     output:
-        report="build/smoke/apps/{app}.ok",
+        report=report(
+            "build/smoke/apps/{app}.ok",
+            caption="report/smoketest.rst",
+            category="1. Images",
+            labels=lambda w: matrix_labels(f"apps/{w.app}"),
+        ),
     params:
         plan=lambda w: APPS[w.app].to_dict(),
         code=bfconfig.code_hash("smoketest.py", "engine.py"),
