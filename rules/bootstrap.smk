@@ -55,13 +55,13 @@ rule sbom:
             "build/rootfs/{image}/{release}/{variant}/{arch}/sbom.spdx.json",
             caption="report/sbom.rst",
             category="2. SBOM and provenance",
-            labels=lambda w: document_labels(cell_path(w), "SBOM (SPDX 2.3)"),
+            labels=lambda w: bfreport.document_labels(cell_path(w), "SBOM (SPDX 2.3)"),
         ),
         provenance=report(
             "build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
             caption="report/provenance.rst",
             category="2. SBOM and provenance",
-            labels=lambda w: document_labels(cell_path(w), "provenance"),
+            labels=lambda w: bfreport.document_labels(cell_path(w), "provenance"),
         ),
     params:
         plan=lambda w: image_plan(w).to_dict(),

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from baseforge import config as bfconfig
+from baseforge import report as bfreport
 from baseforge.errors import BaseforgeError
 
 try:
@@ -85,6 +86,11 @@ def push_targets():
         return []
     groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
     return [f"build/push/{g}.json" for g in groups] + [f"build/push/apps/{a}.json" for a in APPS]
+
+
+def report_targets():
+    # the charts of rules/report.smk (the rest of the report is flagged where it is made)
+    return ["results/report/sizes.svg", "results/report/build-time.svg"]
 
 
 def group(w):

@@ -1,23 +1,7 @@
 # What `snakemake --report report.html` shows beside the files flagged in the stage files (the matrix is
 # the smoke reports with their labels, rules/smoketest.smk; SBOMs and provenance, rules/bootstrap.smk):
-# two charts. Captions are in rules/report/, next to the rules that name them.
-
-
-def report_targets():
-    return ["results/report/sizes.svg", "results/report/build-time.svg"]
-
-
-def matrix_labels(path):
-    # read when the report is made, from build/ and results/verify.json (baseforge.report)
-    from baseforge import report as bfreport
-
-    return bfreport.image_labels(path)
-
-
-def document_labels(path, document):
-    from baseforge import report as bfreport
-
-    return bfreport.document_labels(path, document)
+# two charts. Captions are in rules/report/, next to the rules that name them; labels come from
+# baseforge.report, read when the report is made.
 
 
 rule report_sizes:
@@ -30,11 +14,11 @@ rule report_sizes:
             category="3. Charts",
             labels={"chart": "image sizes"},
         ),
-    params:
-        code=bfconfig.code_hash("charts.py", "report.py", "data/official_sizes.tsv"),
     log:
         "logs/report/sizes.log",
     localrule: True
+    params:
+        code=bfconfig.code_hash("charts.py", "report.py", "data/official_sizes.tsv"),
     script:
         "../scripts/report_sizes.py"
 
@@ -50,12 +34,12 @@ rule report_times:
             category="3. Charts",
             labels={"chart": "build time per rule"},
         ),
+    log:
+        "logs/report/build-time.log",
+    localrule: True
     params:
         logs="logs",
         skip="logs/report",
         code=bfconfig.code_hash("charts.py", "report.py"),
-    log:
-        "logs/report/build-time.log",
-    localrule: True
     script:
         "../scripts/report_times.py"

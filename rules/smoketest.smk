@@ -9,7 +9,7 @@ rule smoketest:
             "build/smoke/{image}/{release}/{variant}/{arch}.ok",
             caption="report/smoketest.rst",
             category="1. Images",
-            labels=lambda w: matrix_labels(cell_path(w)),
+            labels=lambda w: bfreport.image_labels(cell_path(w)),
         ),
     params:
         plan=lambda w: image_plan(w).to_dict(),
@@ -31,7 +31,7 @@ rule smoketest_app:
             "build/smoke/apps/{app}.ok",
             caption="report/smoketest.rst",
             category="1. Images",
-            labels=lambda w: matrix_labels(f"apps/{w.app}"),
+            labels=lambda w: bfreport.image_labels(f"apps/{w.app}"),
         ),
     params:
         plan=lambda w: APPS[w.app].to_dict(),
