@@ -88,3 +88,14 @@ def test_lint_finds_only_the_documented_exception():
 def test_snakefmt_clean():
     proc = subprocess.run(["snakefmt", "--check", "Snakefile", "rules"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_docs_stand_alone():
+    """README.md, config/README.md and docs/ link only to files of this repository, and those exist."""
+    for doc in [ROOT / "README.md", ROOT / "config/README.md", *(ROOT / "docs").glob("*.md")]:
+        text = doc.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            assert not re.match(r"[a-z]+:", target), f"{doc.name} links outside the repository: {target}"
+            path = (doc.parent / target.split("#")[0]).resolve()
+            assert path.is_relative_to(ROOT) and path.exists(), f"{doc.name}: {target} is not a file of the repository"
+        assert not re.search(r"`\.\./|\]\(\.\./\.\./|/work/", text), f"{doc.name} names a path outside the repository"

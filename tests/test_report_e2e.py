@@ -143,3 +143,14 @@ def test_report_charts_render(page, chart, svg, tmp_path):
     width, height = image.evaluate("e => [e.naturalWidth, e.naturalHeight]")
     assert width > 300 and height > 100
     page.screenshot(path=tmp_path / f"{svg}.png")  # kept by pytest's tmp_path for a person to look at
+
+
+def test_rich_logger_shows_progress_and_still_ends_with_the_table(built, engine):
+    """README's `snakemake --logger rich` (snakemake-logger-plugin-rich), in a terminal (script(1) gives it a pty)."""
+    work, _ = built
+    command = "snakemake --cores 2 --logger rich --forcerun summary"
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], cwd=work, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "120", "DOCKER_HOST": engine})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Total Progress" in proc.stdout and "100%" in proc.stdout
+    assert "baseforge: 1 images (results/images.json):" in proc.stdout
