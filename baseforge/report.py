@@ -62,10 +62,11 @@ def smoke_result(report: Path) -> str:
     return f"PASS ({len(lines)} check{'s' if len(lines) != 1 else ''})"
 
 
-def verify_result(path: str, results: Path = VERIFY_RESULTS) -> str:
-    """What `baseforge verify` said about this cell the last time it ran, or "not run"."""
+def verify_result(path: str, results: Path = VERIFY_RESULTS, image_id: str | None = None) -> str:
+    """What `baseforge verify` said about this cell the last time it ran, or "not run" (also when it
+    verified another image than ``image_id``, the one build/ holds now)."""
     outcome = _json(results).get(path)
-    if outcome is None:
+    if outcome is None or (image_id and outcome.get("recorded_image_id", image_id) != image_id):
         return "not run"
     return "reproduced" if outcome.get("reproduced") else "DIFFERS"
 
@@ -89,7 +90,7 @@ def image_labels(path: str, root: Path = Path(".")) -> dict[str, str]:
         "manifest digest": short(oci.get("manifest_digest", "")) or "–",
         "epoch": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch)) if isinstance(epoch, int) else "–",
         "smoke test": smoke_result(root / "build/smoke" / f"{path}.ok"),
-        "verify": "–" if app else verify_result(path, root / VERIFY_RESULTS),
+        "verify": "–" if app else verify_result(path, root / VERIFY_RESULTS, oci.get("image_id")),
     }
 
 

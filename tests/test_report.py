@@ -61,6 +61,9 @@ def test_matrix_row_shows_what_verify_said(build):
     assert report.image_labels(CELL, build)["verify"] == "reproduced"
     write(build / "results/verify.json", {CELL: {"reproduced": False}})
     assert report.image_labels(CELL, build)["verify"] == "DIFFERS"
+    # a verdict about another image than the one build/ holds now says nothing about this one
+    write(build / "results/verify.json", {CELL: {"reproduced": True, "recorded_image_id": "sha256:" + "9" * 64}})
+    assert report.image_labels(CELL, build)["verify"] == "not run"
 
 
 def test_matrix_row_of_an_app_and_a_failed_smoke_test(build):

@@ -6,6 +6,7 @@ Chromium (Debian's `chromium`, driven by Playwright): the matrix and both charts
 from __future__ import annotations
 
 import csv
+import re
 import os
 import shutil
 import subprocess
@@ -154,3 +155,18 @@ def test_rich_logger_shows_progress_and_still_ends_with_the_table(built, engine)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Total Progress" in proc.stdout and "100%" in proc.stdout
     assert "baseforge: 1 images (results/images.json):" in proc.stdout
+
+
+def test_busybox_records_busybox_static_everywhere(built):
+    """The real busybox cell: the package in manifest, SBOM and provenance, with BusyBox's Debian version."""
+    import json
+
+    work, _ = built
+    cell = work / "build/rootfs" / CELL
+    name, version, arch = (cell / "manifest.tsv").read_text().split()
+    assert (name, arch) == ("busybox-static", "amd64") and re.fullmatch(r"1:1\.\d+\.\d+-\S+", version)
+    sbom = json.loads((cell / "sbom.spdx.json").read_text())
+    assert [(p["name"], p["versionInfo"]) for p in sbom["packages"]] == [(name, version)]
+    made_by = json.loads((cell / "provenance.json").read_text())["bootstrapper"]
+    assert made_by["package"] == "busybox-static" and made_by["version"] == version
+    assert made_by["fetched_with"].startswith("mmdebstrap ")
