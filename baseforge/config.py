@@ -141,7 +141,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     for name, spec in config["images"].items():
         images.update(_image(name, spec, config, workdir if resolve_epochs else None, claim))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
-    apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
+    epoch = scratch_epoch(config, images)
+    apps = {name: _app(name, spec, images, namespace, workdir, claim, epoch) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
 
 
@@ -212,8 +213,9 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     for r, release in enumerate(spec["releases"]):
         sources = preset.sources(release, config.get("mirrors", {}), options)
         epoch, epoch_source = _epoch(spec, config, preset, release, sources, workdir)
-        for v, variant in enumerate(variants):
-            tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and v == 0)
+        for variant in variants:
+            # bashbrew's habit: latest is the first release's default variant, never a slim one
+            tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and variant["name"] == "default")
             packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
             bvariant = variant.get("bootstrap_variant", "minbase")
             raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
@@ -279,7 +281,17 @@ def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where:
                          hint=f"use scratch or one of: {', '.join(known)}")
 
 
-def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim) -> AppPlan:
+def scratch_epoch(config: dict[str, Any], images: dict[str, ImagePlan]) -> int:
+    """``created`` of a FROM-scratch app: the config's epoch when it is a time, else (``release``) the newest
+    epoch of the workflow's images; 0 only when there is neither."""
+    epoch = config.get("epoch", "release")
+    if epoch != "release":
+        return int(epoch)
+    return max((img.cell.epoch for img in images.values()), default=0)
+
+
+def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
+         epoch: int = 0) -> AppPlan:
     where = f"apps.{name}"
     tags = tuple(f"{repo(namespace, name)}:{t}" for t in spec.get("tags", ["latest"]))
     for t in tags:
@@ -312,7 +324,7 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_img = images[base] if base else None
     meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_img.meta.created if base_img else 0,
+        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_img.meta.created if base_img else epoch,
         arch=base_img.cell.arch if base_img else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
         env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_img.meta.env if base_img else ()),

@@ -34,6 +34,9 @@ ENGINE_RECORDS = "build/engine"
 SMOKE_REPORTS = "build/smoke"
 SUMMARY_TSV = "results/images.tsv"
 SUMMARY_JSON = "results/images.json"
+VERIFY_RESULTS = "results/verify.json"
+REPORT_SIZES = "results/report/sizes.svg"
+REPORT_TIMES = "results/report/build-time.svg"
 
 
 def cell(pattern: str, path: str = CELL) -> str:

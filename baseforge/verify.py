@@ -2,6 +2,7 @@
 
 A reproducible build gives the same rootfs.tar bytes and the same image ID and manifest digest. On a
 mismatch it says which files differ: diffoscope when installed, else a listing diff of the two tars.
+Every verdict is kept in results/verify.json, for the report.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 from . import config, paths
 from .download import sha256_file as sha256
 from .errors import BaseforgeError
-from .run import log, run
+from .run import log, run, write_json
 
 WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps")
+#: every verdict so far, per cell (the report shows it; a cell never verified is "not run")
+RESULTS = Path(paths.VERIFY_RESULTS)
 
 
 def listing(tar: Path) -> dict[str, str]:
@@ -49,6 +52,45 @@ def explain(recorded: Path, rebuilt: Path) -> list[str]:
     return tar_diff(recorded, rebuilt)
 
 
+def image_line(img: dict) -> str:
+    """The image ID as results/images.tsv has it, with the 12 digits `docker images` shows, and the digest."""
+    image_id = img["image_id"]
+    return f"image ID {image_id} (docker images: {image_id.removeprefix('sha256:')[:12]}), manifest {img['manifest_digest']}"
+
+
+def compare(cell: str, workdir: Path, fresh: Path) -> dict:
+    """Compare the recorded and the rebuilt rootfs and image of ``cell``; print the verdict; return it."""
+    rec_tar, new_tar = workdir / paths.cell(paths.ROOTFS, cell), fresh / paths.cell(paths.ROOTFS, cell)
+    rec_img = json.loads((workdir / paths.cell(paths.OCI_INFO, cell)).read_text())
+    new_img = json.loads((fresh / paths.cell(paths.OCI_INFO, cell)).read_text())
+    new_sha = sha256(new_tar)
+    same_tar = sha256(rec_tar) == new_sha
+    same_img = (rec_img["image_id"], rec_img["manifest_digest"]) == (new_img["image_id"], new_img["manifest_digest"])
+    print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({new_sha[:16]}), "
+          f"image {'identical' if same_img else 'DIFFERS'}")
+    if not same_tar:
+        for line in explain(rec_tar, new_tar):
+            print(f"    {line}")
+    if same_img:
+        print(f"    {image_line(new_img)}")
+    else:
+        print(f"    recorded {image_line(rec_img)}")
+        print(f"    rebuilt  {image_line(new_img)}")
+    return {"reproduced": same_tar and same_img, "rootfs_identical": same_tar, "image_identical": same_img,
+            "recorded_image_id": rec_img["image_id"], "rebuilt_image_id": new_img["image_id"],
+            "rebuilt_manifest_digest": new_img["manifest_digest"]}
+
+
+def record(path: Path, outcomes: dict[str, dict]) -> None:
+    """Merge this run's verdicts into ``path`` (results/verify.json): the report's "reproduced" column."""
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**known, **outcomes})
+
+
 def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = False) -> int:
     """Rebuild ``cells`` (all when empty) from scratch and compare; return 0 when all match."""
     plan = config.plan(config.load(config_path), workdir)
@@ -69,23 +111,9 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
         shutil.copy2(config_path, fresh / "config/config.yaml")
         targets = [paths.cell(paths.OCI, c) for c in chosen]
         run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)
-        failures = 0
-        for cell in chosen:
-            rec_tar, new_tar = workdir / paths.cell(paths.ROOTFS, cell), fresh / paths.cell(paths.ROOTFS, cell)
-            rec_img = json.loads((workdir / paths.cell(paths.OCI_INFO, cell)).read_text())
-            new_img = json.loads((fresh / paths.cell(paths.OCI_INFO, cell)).read_text())
-            same_tar = sha256(rec_tar) == sha256(new_tar)
-            same_img = (rec_img["image_id"], rec_img["manifest_digest"]) == (new_img["image_id"], new_img["manifest_digest"])
-            print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({sha256(new_tar)[:16]}), "
-                  f"image {'identical' if same_img else 'DIFFERS'} ({new_img['manifest_digest'][:23]})")
-            if not same_tar:
-                failures += 1
-                for line in explain(rec_tar, new_tar):
-                    print(f"    {line}")
-            elif not same_img:
-                failures += 1
-                print(f"    recorded {rec_img['image_id']} {rec_img['manifest_digest']}")
-                print(f"    rebuilt  {new_img['image_id']} {new_img['manifest_digest']}")
+        outcomes = {cell: compare(cell, workdir, fresh) for cell in chosen}
+        record(workdir / RESULTS, outcomes)
+        failures = sum(not o["reproduced"] for o in outcomes.values())
         return 1 if failures else 0
     finally:
         if keep:

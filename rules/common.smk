@@ -6,6 +6,7 @@ from pathlib import Path
 from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
 from baseforge import paths
+from baseforge import report as bfreport
 from baseforge.errors import BaseforgeError
 
 try:
@@ -100,6 +101,11 @@ def push_targets():
         return []
     groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
     return [paths.group(paths.PUSH, g) for g in groups] + [paths.app(paths.APP_PUSH, a) for a in APPS]
+
+
+def report_targets():
+    # the charts of rules/report.smk (the rest of the report is flagged where it is made)
+    return [paths.REPORT_SIZES, paths.REPORT_TIMES]
 
 
 def group(w):

@@ -29,6 +29,9 @@ class Bootstrapper:
     binaries: ClassVar[tuple[str, ...]] = ()
     #: can start from a parent bootstrap's tar and add packages to it (see ``bootstrap(parent=...)``)
     layers: ClassVar[bool] = False
+    #: the package this plugin puts into the image (busybox: busybox-static), when the image is that
+    #: package rather than a distribution: provenance names its version, not the fetching tool's
+    product: ClassVar[str | None] = None
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
