@@ -42,11 +42,16 @@ wildcard_constraints:
     raw="[^/]+",
 
 
+# scripts/ of this workflow, also when another workflow uses it as a module (workflow.basedir is then that
+# workflow's folder); read while this file is parsed, from rules/
+SCRIPTS = Path(workflow.current_basedir.get_path_or_uri(secret_free=False)).parent / "scripts"
+
+
 def code_hash(script, cell=None):
     # the library code scripts/<script>.py runs (the import closure of what it imports, and the plugins
     # the cell names): a param, so a change to that code reruns the job and misses the between-workflow cache
     plugins = bfcode.cell_modules(cell["bootstrapper"], cell["distro"]) if cell else ()
-    return bfcode.script_hash(Path(workflow.basedir) / "scripts" / f"{script}.py", *plugins)
+    return bfcode.script_hash(SCRIPTS / f"{script}.py", *plugins)
 
 
 def cell_path(w):
