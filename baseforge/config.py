@@ -147,9 +147,10 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     if locks:
         images = lockfile.apply(images, workdir, config.get("mirrors", {}).get(lockfile.SNAPSHOT_KEY))
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
+    epoch = scratch_epoch(config, images)
     apps: dict[str, AppPlan] = {}
     for name in appgraph.order(config.get("apps", {}), namespace, workdir):  # every base app before its apps
-        apps[name] = _app(name, config["apps"][name], images, namespace, workdir, claim, apps)
+        apps[name] = _app(name, config["apps"][name], images, namespace, workdir, claim, apps, epoch)
     apps = {name: apps[name] for name in config.get("apps", {})}
     sign.check((config.get("registry") or {}).get("sign"), workdir)
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
@@ -228,8 +229,9 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
         locked = locks and workdir is not None and lockfile.all_locked(
             workdir, name, release, [v["name"] for v in variants], arches)
         epoch, epoch_source = _epoch(spec, config, preset, release, sources, None if locked else workdir)
-        for v, variant in enumerate(variants):
-            tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and v == 0)
+        for variant in variants:
+            # bashbrew's habit: latest is the first release's default variant, never a slim one
+            tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and variant["name"] == "default")
             packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
             bvariant = variant.get("bootstrap_variant", "minbase")
             raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
@@ -302,6 +304,15 @@ def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where:
                          hint=f"use scratch or one of: {', '.join(known)}")
 
 
+def scratch_epoch(config: dict[str, Any], images: dict[str, ImagePlan]) -> int:
+    """``created`` of a FROM-scratch app: the config's epoch when it is a time, else (``release``) the newest
+    epoch of the workflow's images; 0 only when there is neither."""
+    epoch = config.get("epoch", "release")
+    if epoch != "release":
+        return int(epoch)
+    return max((img.cell.epoch for img in images.values()), default=0)
+
+
 def _base_of(base: str | None, images: dict[str, ImagePlan], apps: dict[str, AppPlan]) -> tuple[ImageMeta | None, str | None]:
     """The base's metadata and the image at the bottom of its chain."""
     if base is None:
@@ -322,7 +333,7 @@ def _packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tuple[
 
 
 def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
-         apps: dict[str, AppPlan]) -> AppPlan:
+         apps: dict[str, AppPlan], epoch: int = 0) -> AppPlan:
     where = f"apps.{name}"
     tags = tuple(f"{repo(namespace, name)}:{t}" for t in spec.get("tags", ["latest"]))
     for t in tags:
@@ -354,7 +365,7 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_meta, root = _base_of(base, images, apps)
     meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else 0,
+        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,
         arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
         env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),

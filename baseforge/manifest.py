@@ -22,6 +22,8 @@ from .errors import BaseforgeError
 from .run import atomic_output
 
 DPKG_STATUS = "var/lib/dpkg/status"
+#: one deb822 file per package, for images without dpkg (distroless's convention; busybox writes one)
+DPKG_STATUS_D = "var/lib/dpkg/status.d/"
 APK_INSTALLED = "lib/apk/db/installed"
 SPDX_NAMESPACE_BASE = "https://baseforge.invalid/spdx"
 
@@ -99,8 +101,17 @@ def _read_member(tar: tarfile.TarFile, name: str) -> str | None:
     return None
 
 
+def _status_d(tar: tarfile.TarFile) -> list[str]:
+    """The texts of the regular files in var/lib/dpkg/status.d/."""
+    out = []
+    for m in tar:
+        if m.isfile() and m.name.lstrip("./").startswith(DPKG_STATUS_D):
+            out.append(tar.extractfile(m).read().decode("utf-8", errors="replace"))
+    return out
+
+
 def packages(rootfs_tar: Path) -> list[Package]:
-    """The installed packages of the rootfs in ``rootfs_tar`` (dpkg or apk; [] if neither database is there)."""
+    """The installed packages of the rootfs in ``rootfs_tar`` (dpkg, apk or dpkg's status.d; [] if none is there)."""
     try:
         with tarfile.open(rootfs_tar) as tar:
             status = _read_member(tar, DPKG_STATUS)
@@ -109,6 +120,9 @@ def packages(rootfs_tar: Path) -> list[Package]:
             installed = _read_member(tar, APK_INSTALLED)
             if installed is not None:
                 return parse_apk_installed(installed)
+            records = _status_d(tar)
+            if records:
+                return parse_dpkg_status("\n\n".join(records))
     except tarfile.ReadError as e:
         raise BaseforgeError(f"can't read {rootfs_tar} as a tar ({e})", hint="is it the pack step's output?") from None
     return []

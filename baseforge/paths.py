@@ -36,6 +36,9 @@ SMOKE_REPORTS = "build/smoke"
 SIGNATURES = "build/signatures"  # the default lookaside of registry.sign (baseforge.sign)
 SUMMARY_TSV = "results/images.tsv"
 SUMMARY_JSON = "results/images.json"
+VERIFY_RESULTS = "results/verify.json"
+REPORT_SIZES = "results/report/sizes.svg"
+REPORT_TIMES = "results/report/build-time.svg"
 
 
 def cell(pattern: str, path: str = CELL) -> str:

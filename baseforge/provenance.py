@@ -11,7 +11,7 @@ from typing import Any
 from . import __version__, bootstrap, distro, lockfile
 from .epoch import parse_release_date
 from .errors import BaseforgeError
-from .manifest import packages, write_sbom
+from .manifest import Package, packages, write_sbom
 from .run import write_json
 from .spec import CellSpec
 
@@ -35,21 +35,32 @@ def locked_release(cell: CellSpec) -> dict[str, Any]:
             "suites": [{"suite": s.name, "date": s.date, "sha256": s.sha256} for s in lock.suites]}
 
 
+def bootstrapper_record(name: str, product: str | None, tool_version: str, pkgs: list[Package]) -> dict[str, Any]:
+    """What made the rootfs. When the image is one package (busybox: busybox-static), that package's name
+    and version; the tool that fetched it (mmdebstrap) is named apart as ``fetched_with``."""
+    if not product:
+        return {"name": name, "version": tool_version}
+    found = [p for p in pkgs if p.name == product]
+    version = found[0].version if found else "unknown (not in the image's package records)"
+    return {"name": name, "package": product, "version": version, "fetched_with": tool_version}
+
+
 def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, provenance: str) -> None:
     cell = CellSpec.from_dict(plan["cell"])
     rootfs_info = json.loads(Path(info).read_text())
     pkgs = packages(Path(rootfs))
     write_sbom(pkgs, Path(sbom), name=plan["meta"]["title"], created=cell.epoch,
                namespace_seed=f"{cell.id}:{rootfs_info['sha256']}")
+    plugin = bootstrap.get(cell.bootstrapper)
     try:
-        tool_version = bootstrap.get(cell.bootstrapper).version()
+        tool_version = plugin.version()
     except BaseforgeError as err:
         tool_version = f"unknown ({err.message})"
     record = {
         "baseforge": __version__,
         "cell": cell.id,
         "spec_sha256": hashlib.sha256(json.dumps(plan["cell"], sort_keys=True).encode()).hexdigest(),
-        "bootstrapper": {"name": cell.bootstrapper, "version": tool_version},
+        "bootstrapper": bootstrapper_record(cell.bootstrapper, plugin.product, tool_version, pkgs),
         "sources": [s.deb_line() for s in cell.sources],
         "suite": cell.release,
         # a locked cell: the signed InRelease files its lock was resolved from (no mirror asked)

@@ -2,6 +2,7 @@
 
 A reproducible build gives the same rootfs.tar bytes and the same image ID and manifest digest. On a
 mismatch it says which files differ: diffoscope when installed, else a listing diff of the two tars.
+Every verdict is kept in results/verify.json, for the report.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 from . import config, paths
 from .download import sha256_file as sha256
 from .errors import BaseforgeError
-from .run import log, run
+from .run import log, run, write_json
 
 WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps")
+#: every verdict so far, per cell and app (the report shows it; one never verified is "not run")
+RESULTS = Path(paths.VERIFY_RESULTS)
 
 
 def listing(tar: Path) -> dict[str, str]:
@@ -66,24 +69,36 @@ def _choose(plan: config.Plan, names: list[str], workdir: Path) -> tuple[list[st
     return cells, apps
 
 
-def _compare_cell(cell: str, workdir: Path, fresh: Path) -> bool:
+def image_line(img: dict) -> str:
+    """The image ID as results/images.tsv has it, with the 12 digits `docker images` shows, and the digest."""
+    image_id = img["image_id"]
+    return f"image ID {image_id} (docker images: {image_id.removeprefix('sha256:')[:12]}), manifest {img['manifest_digest']}"
+
+
+def _compare_cell(cell: str, workdir: Path, fresh: Path) -> dict:
+    """Compare the recorded and the rebuilt rootfs and image of ``cell``; print the verdict; return it."""
     rec_tar, new_tar = workdir / paths.cell(paths.ROOTFS, cell), fresh / paths.cell(paths.ROOTFS, cell)
     rec_img = json.loads((workdir / paths.cell(paths.OCI_INFO, cell)).read_text())
     new_img = json.loads((fresh / paths.cell(paths.OCI_INFO, cell)).read_text())
-    same_tar = sha256(rec_tar) == sha256(new_tar)
+    new_sha = sha256(new_tar)
+    same_tar = sha256(rec_tar) == new_sha
     same_img = (rec_img["image_id"], rec_img["manifest_digest"]) == (new_img["image_id"], new_img["manifest_digest"])
-    print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({sha256(new_tar)[:16]}), "
-          f"image {'identical' if same_img else 'DIFFERS'} ({new_img['manifest_digest'][:23]})")
+    print(f"{cell}: rootfs {'identical' if same_tar else 'DIFFERS'} ({new_sha[:16]}), "
+          f"image {'identical' if same_img else 'DIFFERS'}")
     if not same_tar:
         for line in explain(rec_tar, new_tar):
             print(f"    {line}")
-    elif not same_img:
-        print(f"    recorded {rec_img['image_id']} {rec_img['manifest_digest']}")
-        print(f"    rebuilt  {new_img['image_id']} {new_img['manifest_digest']}")
-    return same_tar and same_img
+    if same_img:
+        print(f"    {image_line(new_img)}")
+    else:
+        print(f"    recorded {image_line(rec_img)}")
+        print(f"    rebuilt  {image_line(new_img)}")
+    return {"reproduced": same_tar and same_img, "rootfs_identical": same_tar, "image_identical": same_img,
+            "recorded_image_id": rec_img["image_id"], "rebuilt_image_id": new_img["image_id"],
+            "rebuilt_manifest_digest": new_img["manifest_digest"]}
 
 
-def _compare_app(app: str, workdir: Path, fresh: Path) -> bool:
+def _compare_app(app: str, workdir: Path, fresh: Path) -> dict:
     """An app reproduced when its image ID and manifest digest are the same; else the files that differ
     between the two images' trees (every layer flattened)."""
     from .layers import flatten
@@ -91,8 +106,7 @@ def _compare_app(app: str, workdir: Path, fresh: Path) -> bool:
     rec = json.loads((workdir / paths.app(paths.APP_INFO, app)).read_text())
     new = json.loads((fresh / paths.app(paths.APP_INFO, app)).read_text())
     same = (rec["image_id"], rec["manifest_digest"]) == (new["image_id"], new["manifest_digest"])
-    print(f"apps/{app}: {'reproduced' if same else 'DIFFERS'} (image {new['image_id'][:19]}, "
-          f"manifest {new['manifest_digest'][:19]})")
+    print(f"apps/{app}: {'reproduced' if same else 'DIFFERS'}, {image_line(new)}")
     if not same:
         print(f"    recorded {rec['image_id']} {rec['manifest_digest']}")
         with tempfile.TemporaryDirectory(prefix="baseforge-verify-app-") as tmp:
@@ -104,7 +118,18 @@ def _compare_app(app: str, workdir: Path, fresh: Path) -> bool:
             lines = tar_diff(*trees)
             for line in lines or ["the files are the same: the image config or layer order differs"]:
                 print(f"    {line}")
-    return same
+    return {"reproduced": same, "recorded_image_id": rec["image_id"], "rebuilt_image_id": new["image_id"],
+            "rebuilt_manifest_digest": new["manifest_digest"]}
+
+
+def record(path: Path, outcomes: dict[str, dict]) -> None:
+    """Merge this run's verdicts into ``path`` (results/verify.json): the report's "reproduced" column."""
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**known, **outcomes})
 
 
 def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = False) -> int:
@@ -121,8 +146,10 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
         shutil.copy2(config_path, fresh / "config/config.yaml")
         targets = [paths.cell(paths.OCI, c) for c in chosen] + [paths.app(paths.APP_OCI, a) for a in apps]
         run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)
-        results = [_compare_cell(c, workdir, fresh) for c in chosen] + [_compare_app(a, workdir, fresh) for a in apps]
-        return 0 if all(results) else 1
+        outcomes = {c: _compare_cell(c, workdir, fresh) for c in chosen}
+        outcomes.update({f"apps/{a}": _compare_app(a, workdir, fresh) for a in apps})
+        record(workdir / RESULTS, outcomes)
+        return 0 if all(o["reproduced"] for o in outcomes.values()) else 1
     finally:
         if keep:
             log.info("rebuild kept in %s", fresh)

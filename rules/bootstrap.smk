@@ -50,8 +50,18 @@ rule sbom:
         tar=paths.cell(paths.ROOTFS),
         info=paths.cell(paths.ROOTFS_INFO),
     output:
-        sbom=paths.cell(paths.SBOM),
-        provenance=paths.cell(paths.PROVENANCE),
+        sbom=report(
+            paths.cell(paths.SBOM),
+            caption="report/sbom.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: bfreport.document_labels(cell_path(w), "SBOM (SPDX 2.3)"),
+        ),
+        provenance=report(
+            paths.cell(paths.PROVENANCE),
+            caption="report/provenance.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: bfreport.document_labels(cell_path(w), "provenance"),
+        ),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=lambda w: code_hash("sbom", image_plan(w).cell.to_dict()),

@@ -6,6 +6,7 @@ from pathlib import Path
 from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
 from baseforge import paths
+from baseforge import report as bfreport
 from baseforge.errors import BaseforgeError
 
 try:
@@ -41,11 +42,16 @@ wildcard_constraints:
     raw="[^/]+",
 
 
+# scripts/ of this workflow, also when another workflow uses it as a module (workflow.basedir is then that
+# workflow's folder); read while this file is parsed, from rules/
+SCRIPTS = Path(workflow.current_basedir.get_path_or_uri(secret_free=False)).parent / "scripts"
+
+
 def code_hash(script, cell=None):
     # the library code scripts/<script>.py runs (the import closure of what it imports, and the plugins
     # the cell names): a param, so a change to that code reruns the job and misses the between-workflow cache
     plugins = bfcode.cell_modules(cell["bootstrapper"], cell["distro"]) if cell else ()
-    return bfcode.script_hash(Path(workflow.basedir) / "scripts" / f"{script}.py", *plugins)
+    return bfcode.script_hash(SCRIPTS / f"{script}.py", *plugins)
 
 
 def calls_hash(*modules):
@@ -125,6 +131,11 @@ def push_targets():
         return []
     groups = sorted({f"{img.cell.image}/{img.cell.release}/{img.cell.variant}" for img in IMAGES.values()})
     return [paths.group(paths.PUSH, g) for g in groups] + [paths.app(paths.APP_PUSH, a) for a in APPS]
+
+
+def report_targets():
+    # the charts of rules/report.smk (the rest of the report is flagged where it is made)
+    return [paths.REPORT_SIZES, paths.REPORT_TIMES]
 
 
 def group(w):

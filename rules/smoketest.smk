@@ -5,7 +5,12 @@ rule smoketest:
     input:
         record=paths.cell(paths.ENGINE),
     output:
-        report=paths.cell(paths.SMOKE),
+        report=report(
+            paths.cell(paths.SMOKE),
+            caption="report/smoketest.rst",
+            category="1. Images",
+            labels=lambda w: bfreport.image_labels(cell_path(w)),
+        ),
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=code_hash("smoketest"),
@@ -23,7 +28,12 @@ rule smoketest_app:
     input:
         record=paths.app(paths.APP_ENGINE),
     output:
-        report=paths.app(paths.APP_SMOKE),
+        report=report(
+            paths.app(paths.APP_SMOKE),
+            caption="report/smoketest.rst",
+            category="1. Images",
+            labels=lambda w: bfreport.image_labels(f"apps/{w.app}"),
+        ),
     params:
         plan=lambda w: APPS[w.app].to_dict(),
         code=code_hash("smoketest"),

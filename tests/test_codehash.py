@@ -57,6 +57,10 @@ def changed_by(lib: Path, script: str, modules: tuple[str, ...]) -> set[str]:
      {"distro/alpine.py", "bootstrap/dnf.py", "oci.py", "pack.py"}),
     ("image", None, {"oci.py", "ocigzip.py", "ocilayout.py", "ociread.py", "spec.py", "epoch.py"},
      {"pack.py", "engine.py", "app.py"}),
+    # the report's charts: matplotlib's drawing, the labels' module, the official sizes it reads
+    ("report_sizes", None, {"charts.py", "report.py", "paths.py", "data/official_sizes.tsv", "run.py"},
+     {"engine.py", "pack.py", "oci.py", "console.py", "verify.py"}),
+    ("report_times", None, {"charts.py", "report.py", "run.py"}, {"engine.py", "summary.py", "console.py"}),
 ])
 def test_a_change_inside_the_closure_changes_the_key_and_outside_it_does_not(lib, script, cell, inside, outside):
     modules = codehash.cell_modules(*cell) if cell else ()

@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # the default matrix, with a fixed epoch (no mirror asked) and its own namespace
 CONFIG = (ROOT / "config/config.yaml").read_text().replace("namespace: baseforge", "namespace: bfinc").replace(
     "epoch: release", "epoch: 1700000000")
+#: what reruns after any image changes: the summary, the report's charts (rules/report.smk) and rule all
+END = {("summary", "results/images.tsv"), ("report_sizes", "results/report/sizes.svg"),
+       ("report_times", "results/report/build-time.svg"), ("all", "")}
 #: no engine: forget_missing() leaves the stand-in records alone
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
@@ -71,7 +74,7 @@ def test_changing_an_app_rebuilds_that_app_and_its_smoke_test_only(workflow, wor
         f.write("/* changed */\n")
     assert jobs(workflow, work) == {
         ("app_image", "build/apps/hello.oci.tar"), ("app_load", "build/engine/apps/hello.json"),
-        ("smoketest_app", "build/smoke/apps/hello.ok"), ("summary", "results/images.tsv"), ("all", "")}
+        ("smoketest_app", "build/smoke/apps/hello.ok"), *END}
 
 
 def test_changing_an_apps_packages_rebuilds_that_app_only(workflow, work):
@@ -79,7 +82,7 @@ def test_changing_an_apps_packages_rebuilds_that_app_only(workflow, work):
     config.write_text(config.read_text().replace("packages: [hello]", "packages: [hello, jq]"))
     assert jobs(workflow, work) == {
         ("app_image", "build/apps/greeter.oci.tar"), ("app_load", "build/engine/apps/greeter.json"),
-        ("smoketest_app", "build/smoke/apps/greeter.ok"), ("summary", "results/images.tsv"), ("all", "")}
+        ("smoketest_app", "build/smoke/apps/greeter.ok"), *END}
 
 
 def test_changing_packages_rebuilds_that_image_and_the_apps_built_on_it(workflow, work):
@@ -88,7 +91,7 @@ def test_changing_packages_rebuilds_that_image_and_the_apps_built_on_it(workflow
                                                  "    variants: [default, slim]\n    packages: [curl]\n"))
     found = jobs(workflow, work)
     deb = "debian/bookworm/{}/amd64"
-    expected = {("summary", "results/images.tsv"), ("all", ""),
+    expected = {*END,
                 ("app_image", "build/apps/greeter.oci.tar"), ("app_load", "build/engine/apps/greeter.json"),
                 ("smoketest_app", "build/smoke/apps/greeter.ok")}
     raw = {o for r, o in found if r == "bootstrap"}
@@ -115,7 +118,7 @@ def test_a_new_variant_is_layered_on_its_release_bootstrap_which_stays(workflow,
     assert {j for j in jobs(workflow, work) if j[0] != "bootstrap"} == {
         ("pack", f"build/rootfs/{c}/rootfs.tar"), ("sbom", f"build/rootfs/{c}/sbom.spdx.json"),
         ("image", f"build/oci/{c}.oci.tar"), ("load", f"build/engine/{c}.json"), ("smoketest", f"build/smoke/{c}.ok"),
-        ("summary", "results/images.tsv"), ("all", "")}
+        *END}
 
 
 def test_changing_an_epoch_rebuilds_that_cell_only(workflow, work):
@@ -127,7 +130,7 @@ def test_changing_an_epoch_rebuilds_that_cell_only(workflow, work):
         ("bootstrap", "build/raw/busybox/bookworm/amd64/minbase.tar"), ("pack", f"build/rootfs/{c}/rootfs.tar"),
         ("sbom", f"build/rootfs/{c}/sbom.spdx.json"), ("image", f"build/oci/{c}.oci.tar"),
         ("load", f"build/engine/{c}.json"), ("smoketest", f"build/smoke/{c}.ok"),
-        ("summary", "results/images.tsv"), ("all", "")}
+        *END}
 
 
 def test_changing_the_packing_code_rebuilds_the_tarballs_not_the_bootstraps(workflow, work, tmp_path):
@@ -162,7 +165,7 @@ def test_engine_import_is_skipped_when_the_engine_holds_the_image(tmp_path, engi
     record.unlink()
     # a lost record alone reruns nothing (Snakemake treats it like a temp() intermediate); force the load job
     found = jobs(workflow, work, {"DOCKER_HOST": engine}, "--forcerun", "load")
-    assert {r for r, _ in found} == {"load", "smoketest", "summary", "all"}
+    assert {r for r, _ in found} == {"load", "smoketest", *(r for r, _ in END)}
     workflow.run(work, "--forcerun", "load")
     log = (work / "logs/load/busybox/bookworm/default/amd64.log").read_text()
     assert f"engine already holds {image_id}" in log

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import docker
@@ -114,8 +115,11 @@ def ensure_venv() -> None:
                                                     check=False).returncode:
         sh("/usr/bin/python3", "-m", "venv", VENV)
         sh(*pip, f"snakemake=={SNAKEMAKE_VERSION}", "snakemake-executor-plugin-slurm")
-    if sh(VENV / "bin/python", "-c", "import docker, yaml, jsonschema", check=False).returncode:
-        sh(*pip, "docker>=7.0", "PyYAML>=6.0", "jsonschema>=4.18")  # baseforge's dependencies
+    # baseforge's dependencies, as pyproject.toml lists them (snakemake is pinned above)
+    deps = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+            if not d.startswith("snakemake")]
+    if sh(VENV / "bin/python", "-m", "pip", "install", "-q", "--dry-run", "--no-index", *deps, check=False).returncode:
+        sh(*pip, *deps)
     with tempfile.TemporaryDirectory(prefix="bf-src-") as src:
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(ROOT / name, src)

@@ -31,6 +31,9 @@ class Bootstrapper:
     layers: ClassVar[bool] = False
     #: builds a cell pinned by a lock file (``cell.lock``; see baseforge.lockfile), and ``baseforge lock`` resolves it
     locks: ClassVar[bool] = False
+    #: the package this plugin puts into the image (busybox: busybox-static), when the image is that
+    #: package rather than a distribution: provenance names its version, not the fetching tool's
+    product: ClassVar[str | None] = None
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:

@@ -1,12 +1,15 @@
 """BusyBox: Debian's static busybox, its applet links and a minimal /etc (moby's mkimage busybox-static).
 
 The binary comes from the ``busybox-static`` package of the cell's Debian suite and architecture,
-fetched and signature-checked by ``mmdebstrap --variant=extract``.
+fetched and signature-checked by ``mmdebstrap --variant=extract``. The image records that package the way
+distroless images do, in ``var/lib/dpkg/status.d/busybox-static`` (no dpkg in the image, but the manifest,
+the SBOM, the provenance and image scanners read the name and Debian version from there).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -18,7 +21,11 @@ from .mmdebstrap import Mmdebstrap, environment, mode
 
 DIRS = {"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "etc": 0o755,
         "root": 0o700, "home": 0o755, "tmp": 0o1777, "var": 0o755, "var/spool": 0o755, "var/spool/mail": 0o755,
-        "var/www": 0o755, "dev": 0o755, "proc": 0o755, "sys": 0o755}
+        "var/www": 0o755, "var/lib": 0o755, "var/lib/dpkg": 0o755, "var/lib/dpkg/status.d": 0o755,
+        "dev": 0o755, "proc": 0o755, "sys": 0o755}
+PACKAGE = "busybox-static"
+#: the first line busybox prints: "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary."
+BANNER = re.compile(r"BusyBox v\S+ \(Debian ([^)\s]+)\)")
 ETC = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
                   "nobody:x:65534:65534:nobody:/home:/bin/false\n",
@@ -28,8 +35,24 @@ ETC = {
 }
 
 
+def status_stanza(version: str, arch: str) -> str:
+    """The package record of ``status.d`` (deb822, like a paragraph of dpkg's status file)."""
+    return (f"Package: {PACKAGE}\nStatus: install ok installed\nSource: busybox\nVersion: {version}\n"
+            f"Architecture: {arch}\n")
+
+
+def package_version(banner: str) -> str:
+    """The Debian version of busybox-static from the banner its binary prints."""
+    found = BANNER.search(banner)
+    if not found:
+        raise BaseforgeError(f"the busybox binary does not say which Debian version it is: {banner[:80]!r}",
+                             hint=f"is {PACKAGE} of this suite a Debian build?")
+    return found.group(1)
+
+
 class Busybox(Bootstrapper, name="busybox"):
     binaries = ("mmdebstrap",)
+    product = PACKAGE
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         extract = workdir / "extract.tar"
@@ -46,16 +69,17 @@ class Busybox(Bootstrapper, name="busybox"):
         binary.chmod(0o755)
         try:
             applets = output([binary, "--list-full"]).split()
+            version = package_version(output([binary]))
         except BaseforgeError as err:
             raise BaseforgeError(
                 f"cannot run the {cell.arch} busybox binary to list its applets: {err.message}",
                 hint="for a foreign architecture install qemu-user-static and binfmt-support (see `baseforge doctor`)",
             ) from None
-        self.write(out_tar, binary.read_bytes(), applets, cell.epoch)
+        self.write(out_tar, binary.read_bytes(), applets, cell.epoch, status_stanza(version, cell.arch))
 
     @staticmethod
-    def write(out_tar: Path, binary: bytes, applets: list[str], epoch: int) -> None:
-        """The rootfs: directories, /bin/busybox, one symlink per applet, and the files of ETC."""
+    def write(out_tar: Path, binary: bytes, applets: list[str], epoch: int, status: str = "") -> None:
+        """The rootfs: directories, /bin/busybox, one symlink per applet, the files of ETC and the package record."""
 
         def info(name: str, **kw) -> tarfile.TarInfo:
             ti = tarfile.TarInfo(name)
@@ -74,9 +98,11 @@ class Busybox(Bootstrapper, name="busybox"):
                     continue
                 target = "../" * path.count("/") + "bin/busybox"
                 tf.addfile(info(path, type=tarfile.SYMTYPE, linkname=target.replace("../bin/", "", 1) if path.startswith("bin/") else target, mode=0o777))
-            for name, text in ETC.items():
+            files = {**ETC, **({f"var/lib/dpkg/status.d/{PACKAGE}": status} if status else {})}
+            for name, text in files.items():
                 data = text.encode()
                 tf.addfile(info(name, mode=0o640 if name.endswith("shadow") else 0o644, size=len(data)), io.BytesIO(data))
 
     def version(self) -> str:
-        return Mmdebstrap().version()
+        """The tool that fetches busybox-static (the image's own version is the package's: ``product``)."""
+        return f"mmdebstrap {Mmdebstrap().version()}"
