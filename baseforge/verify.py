@@ -75,7 +75,7 @@ def image_line(img: dict) -> str:
     return f"image ID {image_id} (docker images: {image_id.removeprefix('sha256:')[:12]}), manifest {img['manifest_digest']}"
 
 
-def _compare_cell(cell: str, workdir: Path, fresh: Path) -> dict:
+def compare(cell: str, workdir: Path, fresh: Path) -> dict:
     """Compare the recorded and the rebuilt rootfs and image of ``cell``; print the verdict; return it."""
     rec_tar, new_tar = workdir / paths.cell(paths.ROOTFS, cell), fresh / paths.cell(paths.ROOTFS, cell)
     rec_img = json.loads((workdir / paths.cell(paths.OCI_INFO, cell)).read_text())
@@ -146,7 +146,7 @@ def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = Fals
         shutil.copy2(config_path, fresh / "config/config.yaml")
         targets = [paths.cell(paths.OCI, c) for c in chosen] + [paths.app(paths.APP_OCI, a) for a in apps]
         run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)
-        outcomes = {c: _compare_cell(c, workdir, fresh) for c in chosen}
+        outcomes = {c: compare(c, workdir, fresh) for c in chosen}
         outcomes.update({f"apps/{a}": _compare_app(a, workdir, fresh) for a in apps})
         record(workdir / RESULTS, outcomes)
         return 0 if all(o["reproduced"] for o in outcomes.values()) else 1
