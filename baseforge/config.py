@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro
+from . import bootstrap, distro, trust
 from .epoch import release_date
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
@@ -64,11 +64,12 @@ class AppPlan:
     expect: str | None
     checks: tuple[Any, ...] = ()
     base_tags: tuple[str, ...] = ()
+    network: bool = False  # build: may reach the network
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
                 "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
-                "base_tags": list(self.base_tags)}
+                "base_tags": list(self.base_tags), "network": self.network}
 
 
 @dataclass
@@ -92,7 +93,7 @@ def fmt_path(parts: Any) -> str:
 def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     """JSON-Schema check with one readable message (the first, most relevant error)."""
     schema = yaml.safe_load(schema_path.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = trust.validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return
@@ -180,6 +181,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
             if preset.releases:
                 check_choice(release, list(preset.releases), f"{where}.releases[{i}]", f"release of {dname}")
         variants = _variants(spec, preset, where)
+        trust.check_image(name, spec, preset, bootstrap.get(bname), variants)
         family = preset.image_family(spec.get("options", {}))
         # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
         options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
@@ -212,13 +214,14 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                         bootstrapper=bname, sources=sources, packages=packages,
                         keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
                         slim=bool(variant.get("slim", False)), package_cache=cache or None,
-                        options=spec.get("options", {}),
+                        options=spec.get("options", {}), insecure=bool(spec.get("insecure", False)),
                     )
                     meta = ImageMeta(
                         title=f"{repo(namespace, name)}:{tags[0]}", version=release, created=int(epoch), arch=arch,
                         tags=full, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
                         env=tuple(f"{k}={val}" for k, val in sorted({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec.get("env", {})}.items())),
-                        labels=dict(spec.get("labels", {})), base_name="scratch",
+                        labels={**spec.get("labels", {}), **({trust.INSECURE_LABEL: "true"} if spec.get("insecure") else {})},
+                        base_name="scratch",
                         comment=f"baseforge {bname} {dname} {release} {variant['name']} {arch}",
                     )
                     images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=family,
@@ -287,7 +290,8 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         if (spec.get("build") or spec.get("add")) and not context:
             raise BaseforgeError(f"config {where}: build: and add: read from context:, which is missing",
                                  hint="add context: <directory with the app's files>")
-        for src in spec.get("add", {}):
+        for src, dest in spec.get("add", {}).items():
+            trust.check_add(src, dest, workdir / context, f"{where}.add")
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_img = images[base] if base else None
@@ -300,7 +304,7 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         base_name=base_img.meta.tags[0] if base_img else "scratch", comment=f"baseforge app {name}",
     )
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),
-                   meta=meta, expect=spec.get("expect"), checks=tuple(spec.get("checks", [])), base_tags=base_tags)
+                   network=bool(spec.get("network", False)), meta=meta, expect=spec.get("expect"), checks=tuple(spec.get("checks", [])), base_tags=base_tags)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ One pass over the raw tar does what debuerreotype spreads over ``-fixup``, ``-mi
 ``-slimify`` and ``-tar``:
 
 1. drop or empty what leaks from the build host or the build moment (``data/leaks.tsv``);
-2. set the "last password change" in etc/shadow to the epoch;
+2. rewrite the account files (``scrub.py``): no password hash, the "last password change" = the epoch;
 3. for ``slim``, drop docs, man pages and translations (``data/slim.tsv``) and add the dpkg config that
    keeps them out later;
 4. add Debian's container minimizing config (``data/minimize/``);
@@ -31,6 +31,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import BinaryIO
 
+from . import scrub
 from .errors import BaseforgeError
 from .run import atomic_output, write_json
 
@@ -44,7 +45,6 @@ MINIMIZE_DIR = DATA / "minimize"
 LEAK_ACTIONS = ("drop", "drop-children", "empty", "keep")
 FAMILIES = ("debian", "rpm", "alpine", "none")  # "none": only the lines for any family
 SLIM_DPKG_CFG = "etc/dpkg/dpkg.cfg.d/docker"
-SHADOW = "etc/shadow"
 _COPY_BUFSIZE = 1 << 20
 
 
@@ -154,6 +154,7 @@ class _Item:
     data: bytes | None = None  # replacement contents (emptied, rewritten, added files)
     mode: int = 0o644  # for added files
     hardlink: str | None = None  # written as a hard link to this (earlier) entry
+    fixed: bool = False  # emptied: mode 0644, root:root, mtime = epoch, no xattrs (nothing of the build host)
 
 
 def _normalize(name: str) -> str:
@@ -197,22 +198,10 @@ def _apply_leaks(items: dict[str, _Item], rules: list[Rule]) -> None:
             src = items[name].src
             if src is not None and (src.isreg() or src.islnk()):
                 items[name].data = b""
+                items[name].fixed = True
                 emptied += 1
     log.info("leaks: dropped %d entries, emptied %d files", dropped, emptied)
 
-
-def _rewrite_shadow(data: bytes, epoch: int) -> bytes:
-    """Set field 3 (days since 1970 of the last password change) to the epoch's day where it is set."""
-    day = str(epoch // 86400).encode()
-    out = []
-    for line in data.splitlines(keepends=True):
-        body = line.rstrip(b"\n")
-        fields = body.split(b":")
-        if len(fields) >= 3 and fields[2]:
-            fields[2] = day
-            line = b":".join(fields) + line[len(body) :]
-        out.append(line)
-    return b"".join(out)
 
 
 def _resolves(name: str, items: dict[str, _Item], depth: int = 0) -> str | None:
@@ -316,7 +305,7 @@ def _link_hardlinks(items: dict[str, _Item], members: dict[str, tarfile.TarInfo]
         # Truncating one name of a hard-linked file truncates them all.
         data = b"" if any(items[n].data == b"" for n in names) else items[root].data if root in items else None
         holder = names[0]
-        items[holder] = _Item(src=members[root], data=data)
+        items[holder] = _Item(src=members[root], data=data, fixed=any(items[n].fixed for n in names))
         for n in names[1:]:
             items[n] = _Item(src=members[root], hardlink=holder)
 
@@ -377,6 +366,8 @@ def _tarinfo(name: str, item: _Item, epoch: int) -> tarfile.TarInfo:
     ti.mode, ti.uid, ti.gid = src.mode, src.uid, src.gid
     ti.mtime = min(int(src.mtime), epoch)
     ti.pax_headers = {k: src.pax_headers[k] for k in sorted(src.pax_headers) if k.startswith("SCHILY.xattr.")}
+    if item.fixed:  # an emptied file keeps nothing of the one the build host put there
+        ti.mode, ti.uid, ti.gid, ti.mtime, ti.pax_headers = 0o644, 0, 0, epoch, {}
     if item.hardlink is not None:
         ti.type, ti.linkname = tarfile.LNKTYPE, item.hardlink
     elif src.isreg():  # also CONTTYPE and sparse members: written as plain files
@@ -398,9 +389,10 @@ def _plan(raw: tarfile.TarFile, *, epoch: int, slim: bool, family: str) -> dict[
     items = {name: _Item(src=m) for name, m in members.items()}
 
     _apply_leaks(items, load_leak_rules(family))
-    shadow = items.get(SHADOW)
-    if shadow is not None and shadow.src is not None and shadow.src.isreg() and shadow.data is None:
-        shadow.data = _rewrite_shadow(raw.extractfile(shadow.src).read(), epoch)
+    for path, rewrite in scrub.REWRITES.items():
+        item = items.get(path)
+        if item is not None and item.src is not None and item.src.isreg() and item.data is None:
+            item.data = rewrite(raw.extractfile(item.src).read(), epoch)
     if family == "debian":
         if slim:
             rules = load_slim_rules()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import pkgcache
 from ..run import output, run
+from ..secret import auth_conf, strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
 
@@ -48,13 +49,18 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
     layers = True
+    variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard")
 
-    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None) -> list[str]:
+    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None,
+             auth: Path | None = None) -> list[str]:
         """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it).
 
         With ``parent`` (a raw tar of the same release whose packages are a subset of this cell's), the
         tree starts as that tar and apt installs the packages in the chroot (mmdebstrap's "build on top of
         an already present minimal chroot"): the essential set is neither downloaded nor installed again.
+
+        ``auth``: a private auth.conf holding the mirrors' credentials, which the source lines (the command
+        line, and the image's sources.list) then lack; apt is pointed at it and the pointer removed again.
         """
         argv = [
             "mmdebstrap",
@@ -68,7 +74,12 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             "--dpkgopt=force-unsafe-io",
         ]
         argv += [f"--keyring={k}" for k in cell.keyrings]
+        if cell.insecure:  # config insecure: true, and only then
+            argv += ['--aptopt=Acquire::AllowInsecureRepositories "true"', '--aptopt=APT::Get::AllowUnauthenticated "true"']
         customize = []
+        if auth:
+            argv.append(f'--aptopt=Dir::Etc::netrc "{auth}"')
+            customize.append("--customize-hook=sed -i '/Dir::Etc::netrc/d' \"$1\"/etc/apt/apt.conf.d/99mmdebstrap")
         if parent:
             # ./dev is mmdebstrap's own (it cannot mknod in unshare mode); the layout is the parent's
             argv.append(f"--setup-hook=tar -C \"$1\" --exclude='./dev/*' -xf {shlex.quote(str(parent))}")
@@ -99,7 +110,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             ]
         argv += customize
         argv += [cell.release, str(out_tar)]
-        argv += [src.deb_line() for src in cell.sources]
+        argv += [src.deb_line() for src in strip_sources(cell.sources)]
         return argv
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path, parent: Path | None = None) -> None:
@@ -109,7 +120,10 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=environment(cell))
+        netrc = auth_conf(cell.sources)
+        auth = write_private(workdir.resolve() / "auth.conf", netrc) if netrc else None
+        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None, auth=auth),
+            env=environment(cell))
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
