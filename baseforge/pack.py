@@ -459,12 +459,14 @@ def pack_rootfs(raw_tar: Path | str, *, tar: Path | str, manifest: Path | str, i
                 slim: bool, family: str) -> dict:
     """Rule pack: the normalized tar, its package manifest, and a small JSON description of both."""
 
-    from .manifest import packages, write_manifest
+    from .manifest import packages, privileged, write_manifest
     result = pack(Path(raw_tar), Path(tar), epoch=epoch, slim=slim, family=family)
     pkgs = packages(Path(tar))
     write_manifest(pkgs, Path(manifest))
     with tarfile.open(tar) as tf:
-        content = sum(m.size for m in tf.getmembers() if m.isfile())
-    description = {**result.to_dict(), "content_size": content, "epoch": epoch, "slim": slim, "packages": len(pkgs)}
+        members = tf.getmembers()
+    content = sum(m.size for m in members if m.isfile())
+    description = {**result.to_dict(), "content_size": content, "epoch": epoch, "slim": slim, "packages": len(pkgs),
+                   "privileged": privileged(members)}
     write_json(info, description)
     return description
