@@ -96,9 +96,18 @@ def index_inputs(w):
     return [f"build/oci/{p}.oci.tar" for p in group(w)]
 
 
+def dry_run():
+    # `snakemake -n` must change nothing. Snakemake 9 sets workflow.dryrun only after parsing, so look at
+    # the command line too (-n, --dry-run, --dryrun, --just-print, or -n among short flags such as -np).
+    flags = [a for a in sys.argv[1:] if a.startswith("-")]
+    return workflow.dryrun or any(a in ("--dry-run", "--dryrun", "--just-print") or
+                                  (not a.startswith("--") and "n" in a[1:]) for a in flags)
+
+
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
-# (docker rmi, a new engine), drop the record so the load/build job runs again.
+# (docker rmi, a new engine), drop the record so the load/build job runs again (never in a dry run).
 if workflow.is_main_process and Path("build/engine").is_dir():  # (a fresh clone does not import docker)
     from baseforge import engine as bfengine
 
-    bfengine.forget_missing(Path("build/engine"), Path("build/smoke"), [Path("results/images.tsv"), Path("results/images.json")])
+    bfengine.forget_missing(Path("build/engine"), Path("build/smoke"), [Path("results/images.tsv"), Path("results/images.json")],
+                            remove=not dry_run())
