@@ -13,7 +13,7 @@ rule app_image:
         app=alternation(DECLARATIVE),
     params:
         app=lambda w: APPS[w.app].to_dict(),
-        code=bfconfig.code_hash("app.py", "oci.py", "spec.py", "run.py"),
+        code=bfconfig.code_hash("app.py", "sandbox.py", "oci.py", "spec.py", "run.py"),
     log:
         "logs/app/{app}.log",
     cache: "omit-software"

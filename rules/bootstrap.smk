@@ -12,7 +12,7 @@ rule bootstrap:
         # the plugin this cell uses, not the whole package: adding or changing another bootstrapper
         # must not rebuild (or miss the cache of) every rootfs
         code=lambda w: bfconfig.code_hash("bootstrap/__init__.py", f"bootstrap/{raw_cell(w)['bootstrapper']}.py",
-                                          "spec.py", "run.py", "pkgcache.py"),
+                                          "spec.py", "run.py", "pkgcache.py", "secret.py"),
     log:
         "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
     resources:
@@ -35,7 +35,7 @@ rule pack:
         slim=lambda w: image_plan(w).cell.slim,
         family=lambda w: image_plan(w).family,
         cell=lambda w: cell_path(w),
-        code=bfconfig.code_hash("pack.py", "manifest.py", "data"),
+        code=bfconfig.code_hash("pack.py", "scrub.py", "manifest.py", "data"),
     log:
         "logs/pack/{image}/{release}/{variant}/{arch}.log",
     resources:
@@ -55,7 +55,7 @@ rule sbom:
         provenance="build/rootfs/{image}/{release}/{variant}/{arch}/provenance.json",
     params:
         plan=lambda w: image_plan(w).to_dict(),
-        code=bfconfig.code_hash("manifest.py", "provenance.py"),
+        code=bfconfig.code_hash("manifest.py", "provenance.py", "secret.py"),
     log:
         "logs/sbom/{image}/{release}/{variant}/{arch}.log",
     cache: "omit-software"
