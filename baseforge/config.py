@@ -19,6 +19,7 @@ import yaml
 from . import bootstrap, distro, trust
 from .epoch import release_date
 from .errors import BaseforgeError
+from .secret import redact
 from .spec import CellSpec, ImageMeta
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -193,7 +194,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
             if epoch == "release":
                 url = preset.release_file(release, sources)
                 epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and resolve_epochs else 0
-                epoch_source = f"Date of {url}" if url else "none (this distro has no Release file: 0)"
+                epoch_source = f"Date of {redact(url)}" if url else "none (this distro has no Release file: 0)"
             for v, variant in enumerate(variants):
                 tags: list[str] = []
                 for t in preset.release_tags(release) + spec.get("aliases", {}).get(release, []):

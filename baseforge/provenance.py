@@ -13,7 +13,7 @@ from .epoch import parse_release_date
 from .errors import BaseforgeError
 from .manifest import packages, write_sbom
 from .run import write_json
-from .secret import redact
+from .secret import redact, request
 from .spec import CellSpec
 
 
@@ -22,7 +22,7 @@ def release_file(url: str | None) -> dict[str, Any] | None:
     if not url:
         return None
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(request(url), timeout=30) as resp:
             data = resp.read()
     except OSError as err:
         return {"url": redact(url), "error": redact(str(err))}

@@ -7,8 +7,10 @@ private file the tool reads (apt's auth.conf) instead of its command line or the
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -53,3 +55,14 @@ def write_private(path: Path, text: str) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     return path
+
+
+def request(url: str, headers: dict[str, str] | None = None) -> urllib.request.Request:
+    """A urllib request for ``url`` with its ``user:password@`` sent as HTTP basic auth (urllib would
+    take it for a port), the URL itself without it."""
+    plain, user, password = split_credentials(url)
+    headers = dict(headers or {})
+    if user is not None:
+        token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    return urllib.request.Request(plain, headers=headers)

@@ -342,3 +342,47 @@ def test_the_hash_is_of_the_bytes_unpacked(tmp_path):
     bad = _links(tmp_path / "bad.tar", [("sym", "up", "../..")])  # a changed tarball is reported as changed
     with pytest.raises(BaseforgeError, match="sha256 is"):
         copy_checked(bad, tmp_path / "out3.tar", "bad.tar", sha256=sha)
+
+
+@pytest.fixture
+def basic_auth_server():
+    """A Release file on 127.0.0.1 behind HTTP basic auth (bob / s3cr@t)."""
+    import base64
+    import http.server
+    import threading
+
+    good = "Basic " + base64.b64encode(b"bob:s3cr@t").decode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.headers.get("Authorization") != good:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+                self.end_headers()
+                return
+            body = b"Origin: Test\nDate: Sat, 11 Jul 2026 10:16:37 UTC\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_mirror_with_credentials_is_read_and_they_are_kept_out_of_caches_and_errors(basic_auth_server, tmp_path):
+    from baseforge.epoch import release_date
+
+    port = basic_auth_server
+    cache = tmp_path / "epochs.json"
+    assert release_date(f"http://bob:s3cr%40t@127.0.0.1:{port}/dists/x/Release", cache) == 1783764997
+    assert "s3cr" not in cache.read_text() and "bob" not in cache.read_text()
+    with pytest.raises(BaseforgeError) as exc:
+        release_date(f"http://bob:wrong-pw@127.0.0.1:{port}/dists/y/Release")
+    assert "401" in str(exc.value) and "wrong-pw" not in str(exc.value)
