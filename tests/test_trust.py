@@ -73,6 +73,7 @@ ATTACKS = [
     ({"rocky": {"releases": ["9"]}}, {"rocky": M}, "images.rocky.keyrings"),
     ({"alpine": {"releases": ["3.20"]}}, {"alpine": M}, "images.alpine.keyrings"),
     (debian(insecure="yes"), None, "images.debian.insecure"),
+    (debian(releases=["bookworm/../x"]), None, "images.debian.releases[0]"),
 ]
 
 
@@ -80,6 +81,16 @@ ATTACKS = [
 def test_attack_is_refused_at_plan_time_naming_the_field(images, mirrors, field):
     with pytest.raises(BaseforgeError) as exc:
         plan(images, mirrors)
+    assert f"config {field}" in str(exc.value)
+
+
+@pytest.mark.parametrize("top, field", [
+    ({"package_cache": "cache; rm -rf ~"}, "package_cache"), ({"package_cache": "--x"}, "package_cache"),
+    ({"registry": {"url": "bob:pw@registry.invalid"}}, "registry.url"), ({"namespace": "a b"}, "namespace"),
+])
+def test_top_level_attacks_are_refused(top, field):
+    with pytest.raises(BaseforgeError) as exc:
+        config.plan({"epoch": EPOCH, "images": debian(), **top}, resolve_epochs=False)
     assert f"config {field}" in str(exc.value)
 
 

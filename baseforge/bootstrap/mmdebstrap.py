@@ -99,10 +99,10 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 "--skip=download/empty",
                 "--skip=essential/unlink",
                 '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
-                f"--setup-hook=sync-in {cell.package_cache} /var/cache/apt/archives/",
+                f"--setup-hook=sync-in {shlex.quote(cell.package_cache)} /var/cache/apt/archives/",
             ]
             customize += [
-                f"--customize-hook=sync-out /var/cache/apt/archives {incoming}",
+                f"--customize-hook=sync-out /var/cache/apt/archives {shlex.quote(str(incoming))}",
                 # sync-in copied the cache folder's own mode and owner onto archives/: put Debian's back, so
                 # the image does not depend on how the cache folder was created, nor on who ran the build
                 # (--mode=unshare: the hook runs as root in the user namespace; the owner was the user's uid)
