@@ -159,6 +159,9 @@ def test_credentials_never_reach_the_command_line_or_the_image_sources(tmp_path)
     assert not any("s3cr" in a or "bob" in a for a in argv)  # ps, the log, and the sources.list mmdebstrap writes
     assert f"deb {M}/debian bookworm main" in argv and f'--aptopt=Dir::Etc::netrc "{tmp_path / "auth.conf"}"' in argv
     assert any("Dir::Etc::netrc/d" in a for a in argv)  # the pointer is removed from the image's apt config
+    insecure = plan(debian(insecure=True)).images["debian/bookworm/default/amd64"].cell
+    argv = Mmdebstrap().argv(insecure, tmp_path / "o.tar")
+    assert '--aptopt=APT::Get::AllowUnauthenticated "true"' in argv and any("/AllowUnauthenticated/d" in a for a in argv)
     assert auth_conf(img.cell.sources) == "machine mirror.invalid/debian login bob password s3cr@t\n"
     with pytest.raises(BaseforgeError, match="debootstrap would put the mirror's user:password"):
         get_bootstrapper("debootstrap").bootstrap(img.cell, tmp_path / "o.tar", tmp_path)

@@ -79,7 +79,6 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
         customize = []
         if auth:
             argv.append(f'--aptopt=Dir::Etc::netrc "{auth}"')
-            customize.append("--customize-hook=sed -i '/Dir::Etc::netrc/d' \"$1\"/etc/apt/apt.conf.d/99mmdebstrap")
         if parent:
             # ./dev is mmdebstrap's own (it cannot mknod in unshare mode); the layout is the parent's
             argv.append(f"--setup-hook=tar -C \"$1\" --exclude='./dev/*' -xf {shlex.quote(str(parent))}")
@@ -108,6 +107,11 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 # (--mode=unshare: the hook runs as root in the user namespace; the owner was the user's uid)
                 '--customize-hook=chmod 0755 "$1"/var/cache/apt/archives && chown 0:0 "$1"/var/cache/apt/archives',
             ]
+        if auth or cell.insecure:
+            # last: mmdebstrap keeps --aptopt in the image's apt config, and the build's credentials file and
+            # insecure settings must not outlive the build
+            customize.append("--customize-hook=sed -i '/Dir::Etc::netrc/d; /AllowInsecureRepositories/d; "
+                             "/AllowUnauthenticated/d' \"$1\"/etc/apt/apt.conf.d/99mmdebstrap")
         argv += customize
         argv += [cell.release, str(out_tar)]
         argv += [src.deb_line() for src in strip_sources(cell.sources)]
