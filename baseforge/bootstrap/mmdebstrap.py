@@ -45,6 +45,15 @@ def environment(cell: CellSpec) -> dict[str, str]:
     return env
 
 
+def apt_trust_options(cell: CellSpec, auth: Path | None) -> list[str]:
+    """apt options for a private auth.conf (a mirror's credentials) and, with ``insecure: true`` only,
+    for unsigned repositories."""
+    out = [f'--aptopt=Dir::Etc::netrc "{auth}"'] if auth else []
+    if cell.insecure:
+        out += ['--aptopt=Acquire::AllowInsecureRepositories "true"', '--aptopt=APT::Get::AllowUnauthenticated "true"']
+    return out
+
+
 class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
@@ -73,12 +82,8 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             # away anyway
             "--dpkgopt=force-unsafe-io",
         ]
-        argv += [f"--keyring={k}" for k in cell.keyrings]
-        if cell.insecure:  # config insecure: true, and only then
-            argv += ['--aptopt=Acquire::AllowInsecureRepositories "true"', '--aptopt=APT::Get::AllowUnauthenticated "true"']
+        argv += [f"--keyring={k}" for k in cell.keyrings] + apt_trust_options(cell, auth)
         customize = []
-        if auth:
-            argv.append(f'--aptopt=Dir::Etc::netrc "{auth}"')
         if parent:
             # ./dev is mmdebstrap's own (it cannot mknod in unshare mode); the layout is the parent's
             argv.append(f"--setup-hook=tar -C \"$1\" --exclude='./dev/*' -xf {shlex.quote(str(parent))}")
@@ -108,8 +113,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 '--customize-hook=chmod 0755 "$1"/var/cache/apt/archives && chown 0:0 "$1"/var/cache/apt/archives',
             ]
         if auth or cell.insecure:
-            # last: mmdebstrap keeps --aptopt in the image's apt config, and the build's credentials file and
-            # insecure settings must not outlive the build
+            # last: mmdebstrap keeps --aptopt in the image's apt config; the build's must not outlive it
             customize.append("--customize-hook=sed -i '/Dir::Etc::netrc/d; /AllowInsecureRepositories/d; "
                              "/AllowUnauthenticated/d' \"$1\"/etc/apt/apt.conf.d/99mmdebstrap")
         argv += customize
