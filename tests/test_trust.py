@@ -319,3 +319,21 @@ def test_the_hash_is_of_the_bytes_unpacked(tmp_path):
     with pytest.raises(BaseforgeError, match="sha256 is"):
         copy_checked(bad, tmp_path / "out3.tar", "bad.tar", sha256=sha)
 
+
+
+# --- the private engine ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env, group", [({}, "root"), ({"BASEFORGE_ENGINE_GROUP": "builders"}, "builders")])
+def test_the_engine_socket_is_roots_unless_a_group_is_configured(tmp_path, monkeypatch, env, group):
+    from baseforge import daemon
+
+    started: list[list[str]] = []
+    monkeypatch.delenv("BASEFORGE_ENGINE_GROUP", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(daemon.shutil, "which", lambda name: "/usr/bin/dockerd")
+    monkeypatch.setattr(daemon.subprocess, "Popen", lambda argv, **kw: started.append(argv))
+    monkeypatch.setattr(daemon, "answers", lambda url: bool(started))
+    daemon.start(tmp_path / "data", tmp_path / "run")
+    assert f"--group={group}" in started[0] and not any(a == "--group=docker" for a in started[0])
