@@ -96,12 +96,19 @@ def index_inputs(w):
     return [f"build/oci/{p}.oci.tar" for p in group(w)]
 
 
+# runs that only look (-n, --dag, --summary, --list-rules, --lint, ...) must change nothing
+LOOK_ONLY = {"--dry-run", "--dryrun", "--just-print", "--dag", "--d3dag", "--rulegraph", "--filegraph", "--summary",
+             "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--lt", "--lint", "--list-changes",
+             "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
+             "--list-untracked", "--lu", "--print-compilation", "--containerize", "--export-cwl", "--unlock",
+             "--cleanup-metadata", "--cleanup-shadow", "--archive", "--generate-unit-tests", "--report"}
+
+
 def dry_run():
-    # `snakemake -n` must change nothing. Snakemake 9 sets workflow.dryrun only after parsing, so look at
-    # the command line too (-n, --dry-run, --dryrun, --just-print, or -n among short flags such as -np).
-    flags = [a for a in sys.argv[1:] if a.startswith("-")]
-    return workflow.dryrun or any(a in ("--dry-run", "--dryrun", "--just-print") or
-                                  (not a.startswith("--") and "n" in a[1:]) for a in flags)
+    # Snakemake 9 sets workflow.dryrun only after parsing, so look at the command line too (also short
+    # flags such as -np: -n dry run, -l list, -S summary, -D detailed summary)
+    flags = [a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("-")]
+    return workflow.dryrun or any(a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags)
 
 
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine

@@ -71,6 +71,6 @@ def test_a_dry_run_deletes_nothing(tmp_path, engine, workflow):
     for path, text in ((record, json.dumps({"image_id": "sha256:" + "0" * 64, "tags": []})), (report, "PASS\n"), (summary, "x\n")):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    for flags in (["-n"], ["--dry-run"], ["-np"]):
+    for flags in (["-n"], ["--dry-run"], ["-np"], ["--rulegraph"], ["--summary"], ["--list-rules"]):
         workflow.run(work, *flags, env={"DOCKER_HOST": engine})
         assert record.exists() and report.exists() and summary.exists(), flags
