@@ -301,7 +301,7 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         arch=base_img.cell.arch if base_img else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
         env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_img.meta.env if base_img else ()),
-        workdir=spec.get("workdir", ""), labels=dict(spec.get("labels", {})),
+        workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_img)},
         base_name=base_img.meta.tags[0] if base_img else "scratch", comment=f"baseforge app {name}",
     )
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),

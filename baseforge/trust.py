@@ -60,6 +60,12 @@ def check_image(name: str, spec: dict[str, Any], preset: Any, plugin: Any, varia
             hint=f"{hint} (insecure: true turns the check off, and labels the image so)")
 
 
+def inherited_labels(base: Any) -> dict[str, str]:
+    """Labels an app must carry from its base image plan: an app on an ``insecure: true`` base is insecure too."""
+    labels = base.meta.labels if base is not None else {}
+    return {INSECURE_LABEL: "true"} if labels.get(INSECURE_LABEL) == "true" else {}
+
+
 def check_add(src: str, dest: str, context: Path, where: str) -> None:
     """An ``add:`` entry: the source lies inside the app's context, the destination is a plain image path."""
     if src.startswith("/") or ".." in src.split("/"):

@@ -71,6 +71,7 @@ ATTACKS = [
     ({"alpine": {"releases": ["3.20"]}}, {"alpine": M}, "images.alpine.keyrings"),
     (debian(insecure="yes"), None, "images.debian.insecure"),
     (debian(releases=["bookworm/../x"]), None, "images.debian.releases[0]"),
+    (debian(labels={"x=1\nUSER root\nLABEL y": "v"}), None, "images.debian.labels"),
 ]
 
 
@@ -132,6 +133,9 @@ def test_insecure_warns_on_every_parse_and_labels_the_image(capsys):
     rocky = plan({"rocky": {"releases": ["9"], "insecure": True}}, {"rocky": M}).images["rocky/9/default/amd64"]
     assert "gpgcheck=0\n" in repo_file(rocky.cell) and rocky.meta.labels["io.baseforge.insecure"] == "true"
     assert "io.baseforge.insecure" not in plan(debian()).images["debian/bookworm/default/amd64"].meta.labels
+    apps = {"a": {"base": "debian:bookworm", "cmd": ["true"], "labels": {"io.baseforge.insecure": "false"}}}
+    app = plan(debian(insecure=True), apps=apps).apps["a"]
+    assert app.meta.labels["io.baseforge.insecure"] == "true"  # an app on an insecure base says so too
 
 
 def test_insecure_label_reaches_the_oci_config(tmp_path):
