@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import engine
+from . import engine, sandbox
 from .errors import BaseforgeError
 from .oci import write_image
-from .run import run, step, write_json
+from .run import step, write_json
 from .spec import ImageMeta
 
 
-def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> None:
-    """A deterministic layer tar: every file under ``tree`` at /, plus ``add`` (source -> image path)."""
+def _walk(top: Path) -> list[Path]:
+    """Everything under ``top``, sorted; a symlink (also to a directory) is an entry, never followed."""
+    found = []
+    for root, dirs, files in os.walk(top):  # followlinks=False: a linked directory is listed, not entered
+        found += [Path(root) / n for n in dirs + files]
+    return sorted(found)
+
+
+def _check_inside(src: Path, context: Path, where: str) -> None:
+    """``src`` (an add: source in the context copy, after the build ran) must not reach out of the context
+    through a symlinked directory: the layer would hold the build host's file."""
+    if not src.parent.resolve().is_relative_to(context.resolve()):
+        raise BaseforgeError(f"{where}: {src.relative_to(context)} leads outside the context through a symlink",
+                             hint="the build must not replace context directories with links out of it")
+
+
+def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int, context: Path | None = None) -> None:
+    """A deterministic layer tar: every file under ``tree`` at /, plus ``add`` (source in ``context`` -> image path).
+
+    Symlinks are stored as symlinks, never followed, so nothing outside ``tree`` and ``context`` is read."""
     entries: dict[str, Path] = {}
-    for p in sorted(tree.rglob("*")):
+    for p in _walk(tree):
         entries[str(p.relative_to(tree))] = p
     for src, dest in add.items():
+        _check_inside(src, context or src.parent, "add")
         dest = dest.strip("/")
         entries[dest] = src
-        if src.is_dir():
-            for p in sorted(src.rglob("*")):
+        if src.is_dir() and not src.is_symlink():
+            for p in _walk(src):
                 entries[f"{dest}/{p.relative_to(src)}"] = p
     # parents of every entry, as directories
     for name in list(entries):
@@ -37,11 +57,11 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> 
             src = entries[name]
             info = tarfile.TarInfo(name)
             info.mtime = epoch
-            if src is None or src.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tf.addfile(info)
-            elif src.is_symlink():
+            if src is not None and src.is_symlink():
                 info.type, info.linkname, info.mode = tarfile.SYMTYPE, str(src.readlink()), 0o777
+                tf.addfile(info)
+            elif src is None or src.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tf.addfile(info)
             else:
                 info.size = src.stat().st_size
@@ -54,19 +74,22 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     """Rule app_image: run the app's build command in a copy of its context, then write its image."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
-    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp:
-        work, out = Path(tmp) / "context", Path(tmp) / "out"
+    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp, sandbox.scratch() as box:
+        work, out = box / "context", box / "out"
         out.mkdir()
         if context:
             shutil.copytree(context, work, symlinks=True)
+        else:
+            work.mkdir()
         if app.get("build"):
-            with step(f"build app {app['name']}: {app['build']}"):
-                run(["sh", "-ec", app["build"]], cwd=work, env={"OUT": str(out), "SOURCE_DATE_EPOCH": str(meta.created)})
+            with step(f"build app {app['name']} (sandboxed): {app['build']}"):
+                env = {**dict(e.split("=", 1) for e in meta.env), "SOURCE_DATE_EPOCH": str(meta.created)}
+                sandbox.run_build(app["build"], work, out, env, network=bool(app.get("network")))
         add = {work / src: dest for src, dest in app.get("add", {}).items()}
         if not any(out.iterdir()) and not add:
             raise BaseforgeError(f"app {app['name']} adds no files", hint="its build: must write under $OUT, or list files in add:")
         layer = Path(tmp) / "layer.tar"
-        layer_from_tree(out, add, layer, meta.created)
+        layer_from_tree(out, add, layer, meta.created, context=work)
         result = write_image(Path(archive), [layer], meta, base=Path(base_archive) if base_archive else None,
                              threads=threads)
     write_json(info, result.to_dict())

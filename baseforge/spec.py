@@ -67,6 +67,8 @@ class CellSpec:
     slim: bool = False
     package_cache: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: signature checks off (config ``insecure: true``): only ever set explicitly per image
+    insecure: bool = False
 
     @property
     def id(self) -> str:

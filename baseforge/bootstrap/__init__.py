@@ -29,6 +29,8 @@ class Bootstrapper:
     binaries: ClassVar[tuple[str, ...]] = ()
     #: can start from a parent bootstrap's tar and add packages to it (see ``bootstrap(parent=...)``)
     layers: ClassVar[bool] = False
+    #: the values ``bootstrap_variant:`` may take (checked at plan time); empty: the tool has no variants
+    variants: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
