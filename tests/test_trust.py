@@ -140,14 +140,15 @@ def test_insecure_warns_on_every_parse_and_labels_the_image(capsys):
 
 
 def test_insecure_label_reaches_the_oci_config(tmp_path):
-    from baseforge.oci import read_image, write_image
+    from baseforge.oci import write_image
+    from baseforge.ociread import read
 
     img = plan(debian(insecure=True)).images["debian/bookworm/default/amd64"]
     layer = tmp_path / "layer.tar"
     with tarfile.open(layer, "w") as tf:
         tf.addfile(tarfile.TarInfo("x"), io.BytesIO(b""))
     write_image(tmp_path / "img.oci.tar", [layer], img.meta)
-    assert read_image(tmp_path / "img.oci.tar")["config"]["config"]["Labels"]["io.baseforge.insecure"] == "true"
+    assert read(tmp_path / "img.oci.tar").config["config"]["Labels"]["io.baseforge.insecure"] == "true"
 
 
 # --- pack: nothing of the build host, no password hash -----------------------------------------------------
