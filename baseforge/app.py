@@ -8,33 +8,54 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import sandbox
 from .errors import BaseforgeError
 from .layers import WHITEOUT
 from .manifest import DPKG_STATUS, Package, parse_dpkg_status, write_sbom
 from .oci import write_image
 from .ociread import read
-from .run import run, step, write_json
+from .run import step, write_json
 from .spec import ImageMeta
 
 log = logging.getLogger("baseforge")
 
 
-def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> None:
-    """A deterministic layer tar: every file under ``tree`` at /, plus ``add`` (source -> image path)."""
+def _walk(top: Path) -> list[Path]:
+    """Everything under ``top``, sorted; a symlink (also to a directory) is an entry, never followed."""
+    found = []
+    for root, dirs, files in os.walk(top):  # followlinks=False: a linked directory is listed, not entered
+        found += [Path(root) / n for n in dirs + files]
+    return sorted(found)
+
+
+def _check_inside(src: Path, context: Path, where: str) -> None:
+    """``src`` (an add: source in the context copy, after the build ran) must not reach out of the context
+    through a symlinked directory: the layer would hold the build host's file."""
+    if not src.parent.resolve().is_relative_to(context.resolve()):
+        raise BaseforgeError(f"{where}: {src.relative_to(context)} leads outside the context through a symlink",
+                             hint="the build must not replace context directories with links out of it")
+
+
+def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int, context: Path | None = None) -> None:
+    """A deterministic layer tar: every file under ``tree`` at /, plus ``add`` (source in ``context`` -> image path).
+
+    Symlinks are stored as symlinks, never followed, so nothing outside ``tree`` and ``context`` is read."""
     entries: dict[str, Path] = {}
-    for p in sorted(tree.rglob("*")):
+    for p in _walk(tree):
         entries[str(p.relative_to(tree))] = p
     for src, dest in add.items():
+        _check_inside(src, context or src.parent, "add")
         dest = dest.strip("/")
         entries[dest] = src
-        if src.is_dir():
-            for p in sorted(src.rglob("*")):
+        if src.is_dir() and not src.is_symlink():
+            for p in _walk(src):
                 entries[f"{dest}/{p.relative_to(src)}"] = p
     # parents of every entry, as directories
     for name in list(entries):
@@ -46,11 +67,11 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int) -> 
             src = entries[name]
             info = tarfile.TarInfo(name)
             info.mtime = epoch
-            if src is None or src.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tf.addfile(info)
-            elif src.is_symlink():
+            if src is not None and src.is_symlink():
                 info.type, info.linkname, info.mode = tarfile.SYMTYPE, str(src.readlink()), 0o777
+                tf.addfile(info)
+            elif src is None or src.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tf.addfile(info)
             else:
                 info.size = src.stat().st_size
@@ -66,19 +87,22 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     ``below``: layers that go between the base and the app's files (its packages, baseforge.app_packages)."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
-    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp:
-        work, out = Path(tmp) / "context", Path(tmp) / "out"
+    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp, sandbox.scratch() as box:
+        work, out = box / "context", box / "out"
         out.mkdir()
         if context:
             shutil.copytree(context, work, symlinks=True)
+        else:
+            work.mkdir()
         if app.get("build"):
-            with step(f"build app {app['name']}: {app['build']}"):
-                run(["sh", "-ec", app["build"]], cwd=work, env={"OUT": str(out), "SOURCE_DATE_EPOCH": str(meta.created)})
+            with step(f"build app {app['name']} (sandboxed): {app['build']}"):
+                env = {**dict(e.split("=", 1) for e in meta.env), "SOURCE_DATE_EPOCH": str(meta.created)}
+                sandbox.run_build(app["build"], work, out, env, network=bool(app.get("network")))
         add = {work / src: dest for src, dest in app.get("add", {}).items()}
         layers = list(below or [])
         if any(out.iterdir()) or add:
             layers.append(Path(tmp) / "layer.tar")
-            layer_from_tree(out, add, layers[-1], meta.created)
+            layer_from_tree(out, add, layers[-1], meta.created, context=work)
         elif not layers:
             raise BaseforgeError(f"app {app['name']} adds no files",
                                  hint="its build: must write under $OUT, or list files in add: or packages:")

@@ -16,9 +16,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import appgraph, bootstrap, distro, lockfile, sign
+from . import appgraph, bootstrap, distro, lockfile, sign, trust
 from .epoch import release_date
 from .errors import BaseforgeError
+from .secret import redact
 from .spec import CellSpec, ImageMeta
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -63,11 +64,13 @@ class AppPlan:
     packages: tuple[str, ...] = ()
     #: the path (cell id) of the image at the bottom of the base chain (None for scratch)
     root: str | None = None
+    network: bool = False  # build: may reach the network
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
                 "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
-                "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root}
+                "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root,
+                "network": self.network}
 
 
 @dataclass
@@ -88,7 +91,7 @@ def fmt_path(parts: Any) -> str:
 def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     """JSON-Schema check with one readable message (the first, most relevant error)."""
     schema = yaml.safe_load(schema_path.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = trust.validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return
@@ -197,7 +200,7 @@ def _epoch(spec: dict[str, Any], config: dict[str, Any], preset: distro.Distro, 
         return int(epoch), "config"
     url = preset.release_file(release, sources)
     epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and workdir is not None else 0
-    return epoch, f"Date of {url}" if url else "none (this distro has no Release file: 0)"
+    return epoch, f"Date of {redact(url)}" if url else "none (this distro has no Release file: 0)"
 
 
 def _tags(preset: distro.Distro, spec: dict[str, Any], release: str, variant: str, latest: bool) -> list[str]:
@@ -216,6 +219,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     where = f"images.{name}"
     preset, bname, arches = _preset(name, spec)
     variants = _variants(spec, preset, where)
+    trust.check_image(name, spec, preset, bootstrap.get(bname), variants)
     family = preset.image_family(spec.get("options", {}))
     # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
     options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
@@ -245,7 +249,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
                     bootstrapper=bname, sources=sources, packages=packages,
                     keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
                     slim=bool(variant.get("slim", False)), package_cache=cache or None,
-                    options=spec.get("options", {}),
+                    options=spec.get("options", {}), insecure=bool(spec.get("insecure", False)),
                 )
                 meta = _meta(cell, spec, f"{repo(namespace, name)}:{tags[0]}", full, family)
                 images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key,
@@ -263,7 +267,8 @@ def _meta(cell: CellSpec, spec: dict[str, Any], title: str, tags: tuple[str, ...
         title=title, version=cell.release, created=cell.epoch,
         arch=cell.arch, tags=tags, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
         env=tuple(f"{k}={val}" for k, val in sorted({"PATH": path, **spec.get("env", {})}.items())),
-        labels=dict(spec.get("labels", {})), base_name="scratch",
+        labels={**spec.get("labels", {}), **({trust.INSECURE_LABEL: "true"} if spec.get("insecure") else {})},
+        base_name="scratch",
         comment=f"baseforge {cell.bootstrapper} {cell.distro} {cell.release} {cell.variant} {cell.arch}",
     )
 
@@ -360,7 +365,8 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         if (spec.get("build") or spec.get("add")) and not context:
             raise BaseforgeError(f"config {where}: build: and add: read from context:, which is missing",
                                  hint="add context: <directory with the app's files>")
-        for src in spec.get("add", {}):
+        for src, dest in spec.get("add", {}).items():
+            trust.check_add(src, dest, workdir / context, f"{where}.add")
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_meta, root = _base_of(base, images, apps)
@@ -369,11 +375,12 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
         arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
         env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),
-        workdir=spec.get("workdir", ""), labels=dict(spec.get("labels", {})),
+        workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_meta)},
         base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
     )
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),
-                   meta=meta, expect=spec.get("expect"), checks=tuple(spec.get("checks", [])), base_tags=base_tags,
+                   network=bool(spec.get("network", False)), meta=meta, expect=spec.get("expect"),
+                   checks=tuple(spec.get("checks", [])), base_tags=base_tags,
                    packages=_packages(name, spec, images[root] if root else None), root=root)
 
 

@@ -2,6 +2,9 @@
 
 Used by `tools/engine`, by `tools/run` when no engine answers, and by the tests. It leaves the
 host's networking alone (no bridge, no iptables); builds use the host network, containers none.
+
+Its socket is ``root:root 0660``: whoever can reach a Docker socket is root on the host, so no group is
+let in unless one is configured (``group=`` or ``BASEFORGE_ENGINE_GROUP``, e.g. for a cluster user).
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ def answers(url: str) -> bool:
         return False
 
 
-def start(data_root: Path, run_dir: Path, timeout: float = 60) -> str:
+def start(data_root: Path, run_dir: Path, timeout: float = 60, group: str | None = None) -> str:
     """Start dockerd keeping all state in ``data_root`` and sockets in ``run_dir`` (keep it short:
-    unix socket paths have a 108 byte limit). Returns the DOCKER_HOST URL. Idempotent."""
+    unix socket paths have a 108 byte limit). Returns the DOCKER_HOST URL. Idempotent.
+
+    ``group`` (default ``$BASEFORGE_ENGINE_GROUP``, else root: nobody but root) owns the socket."""
+    group = group or os.environ.get("BASEFORGE_ENGINE_GROUP") or "root"
     if shutil.which("dockerd") is None:
         raise BaseforgeError("dockerd not found", hint="install Debian's docker.io package (tools/install-deps does)")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +45,7 @@ def start(data_root: Path, run_dir: Path, timeout: float = 60) -> str:
     log = open(data_root / "dockerd.log", "ab")
     subprocess.Popen(
         ["dockerd", f"--data-root={data_root / 'data'}", f"--exec-root={run_dir / 'exec'}", f"--host={url}",
-         f"--pidfile={run_dir / 'dockerd.pid'}", "--bridge=none", "--iptables=false", "--ip-masq=false",
+         f"--pidfile={run_dir / 'dockerd.pid'}", f"--group={group}", "--bridge=none", "--iptables=false", "--ip-masq=false",
          "--containerd-namespace=baseforge", "--containerd-plugins-namespace=baseforge-plugins"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )

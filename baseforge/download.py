@@ -1,5 +1,6 @@
 """Files the config names by URL (a static apk, a rootfs tarball): downloaded, then checked against the
-SHA-256 the config gives, before anything uses them."""
+SHA-256 the config gives, before anything uses them (the tarball bootstrapper hashes the bytes as it
+unpacks them instead, and checks the sum with :func:`check_sha256`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import BaseforgeError
+from .secret import redact
 
 
 def sha256_file(path: Path) -> str:
@@ -19,16 +21,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, want: str, label: str, hint: str) -> Path:
-    """``path`` if its SHA-256 is ``want``; else an error naming ``label`` (where it came from) and both sums."""
-    got = sha256_file(path)
+def check_sha256(got: str, want: str, label: str, hint: str) -> None:
+    """An error naming ``label`` (where the bytes came from) and both sums unless ``got`` is ``want``."""
     if got != want:
         raise BaseforgeError(f"{label}: sha256 is {got}, the config says {want}", hint=hint)
+
+
+def verify(path: Path, want: str, label: str, hint: str) -> Path:
+    """``path`` if its SHA-256 is ``want``; else an error naming ``label`` (where it came from) and both sums."""
+    check_sha256(sha256_file(path), want, label, hint)
     return path
 
 
-def fetch_verified(url: str, target: Path, want: str, hint: str, timeout: float = 60) -> Path:
-    """Download ``url`` to ``target`` and check it against ``want``."""
+def download(url: str, target: Path, timeout: float = 60) -> Path:
+    """``url``, saved to ``target``."""
     with urllib.request.urlopen(url, timeout=timeout) as resp, open(target, "wb") as f:
         shutil.copyfileobj(resp, f)
-    return verify(target, want, url, hint)
+    return target
+
+
+def fetch_verified(url: str, target: Path, want: str, hint: str, timeout: float = 60) -> Path:
+    """Download ``url`` to ``target`` and check it against ``want`` (an error names the URL without credentials)."""
+    return verify(download(url, target, timeout), want, redact(url), hint)

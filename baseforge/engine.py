@@ -169,13 +169,13 @@ def load_job(record: str, meta: dict[str, Any], method: str, archive: str | None
     write_record(client, record, image_id, image_meta.tags, method)
 
 
-def forget_missing(records: Path, reports: Path, summaries: list[Path]) -> list[Path]:
+def forget_missing(records: Path, reports: Path, summaries: list[Path], remove: bool = True) -> list[Path]:
     """Remove the records of images the engine no longer holds, their smoke reports and the summary.
 
     Snakemake does not rerun a job for a missing intermediate file while the outputs that consume it are
     present (that is how temp() works), so everything downstream that speaks of the engine's images goes
     too: then the summary, the smoke test and through them the load run again. Does nothing when no engine
-    answers (the load job will say so) or there are no records.
+    answers (the load job will say so) or there are no records. ``remove=False`` (a dry run) only says so.
     """
     files = sorted(records.rglob("*.json")) if records.is_dir() else []
     if not files:
@@ -192,10 +192,13 @@ def forget_missing(records: Path, reports: Path, summaries: list[Path]) -> list[
         except (ValueError, KeyError, OSError):
             image_id = None
         if image_id not in present:
-            log.warning("engine no longer holds %s (%s): it will be loaded again", image_id, f)
+            log.warning("engine no longer holds %s (%s): it will be loaded again%s", image_id, f,
+                        "" if remove else " by a real run (a dry run changes nothing)")
+            gone.append(f)
+            if not remove:
+                continue
             f.unlink()
             (reports / f.relative_to(records)).with_suffix(".ok").unlink(missing_ok=True)
-            gone.append(f)
-    for summary in summaries if gone else []:
+    for summary in summaries if gone and remove else []:
         summary.unlink(missing_ok=True)
     return gone

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import BaseforgeError
+from .secret import redact, request
 
 #: the Release date of a suite moves with point releases; remember it a while, so every Snakemake
 #: invocation (and every cluster job that re-parses the workflow) does not ask the mirror again
@@ -25,7 +26,11 @@ def parse_release_date(text: str) -> int:
 
 
 def release_date(url: str, cache_file: Path | None = None, timeout: float = 15) -> int:
-    """The ``Date:`` of the Release file at ``url`` as a Unix time (first 4 KiB fetched)."""
+    """The ``Date:`` of the Release file at ``url`` as a Unix time (first 4 KiB fetched).
+
+    A ``user:password@`` in ``url`` is sent as HTTP basic auth and never written to the cache or an error."""
+    req = request(url, {"Range": "bytes=0-4095"})
+    url = req.full_url
     cache: dict[str, list[float]] = {}
     if cache_file and cache_file.exists():
         try:
@@ -35,14 +40,13 @@ def release_date(url: str, cache_file: Path | None = None, timeout: float = 15) 
         if url in cache and time.time() - cache[url][1] < CACHE_SECONDS:
             return int(cache[url][0])
     try:
-        req = urllib.request.Request(url, headers={"Range": "bytes=0-4095"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             epoch = parse_release_date(resp.read(4096).decode(errors="replace"))
     except (OSError, ValueError) as err:
         if url in cache:  # offline: the last known date is still the best answer
             return int(cache[url][0])
         raise BaseforgeError(
-            f"cannot read the release date from {url}: {err}",
+            f"cannot read the release date from {url}: {redact(str(err))}",
             hint="check the mirror (mirrors: in config/config.yaml), or set epoch: <unix time> for this image",
         ) from None
     if cache_file:

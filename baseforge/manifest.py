@@ -1,4 +1,5 @@
-"""What is installed in a rootfs tar: a dpkg-style package list and an SPDX 2.3 SBOM.
+"""What is installed in a rootfs tar: a dpkg-style package list, an SPDX 2.3 SBOM, and which files are
+privileged (setuid, setgid, file capabilities).
 
 The package database is read straight from the tar, so this works for any architecture and needs no
 chroot: dpkg's ``var/lib/dpkg/status`` and apk's ``lib/apk/db/installed``. rpm's database is a SQLite or
@@ -126,6 +127,21 @@ def packages(rootfs_tar: Path) -> list[Package]:
     except tarfile.ReadError as e:
         raise BaseforgeError(f"can't read {rootfs_tar} as a tar ({e})", hint="is it the pack step's output?") from None
     return []
+
+
+def privileged(members: Iterable[tarfile.TarInfo]) -> dict[str, list[str]]:
+    """Files that run with more than their caller's rights: setuid, setgid, and file capabilities
+    (``security.capability``), by path; listed in rootfs.json so a reviewer sees them at a glance."""
+    out: dict[str, list[str]] = {"setuid": [], "setgid": [], "capabilities": []}
+    for m in members:
+        name = m.name.removeprefix("./")
+        if m.isfile() and m.mode & 0o4000:
+            out["setuid"].append(name)
+        if m.isfile() and m.mode & 0o2000:
+            out["setgid"].append(name)
+        if "SCHILY.xattr.security.capability" in m.pax_headers:
+            out["capabilities"].append(name)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def manifest_text(pkgs: Iterable[Package]) -> str:

@@ -4,7 +4,7 @@ One pass over the raw tar does what debuerreotype spreads over ``-fixup``, ``-mi
 ``-slimify`` and ``-tar``:
 
 1. drop or empty what leaks from the build host or the build moment (``data/leaks.tsv``);
-2. set the "last password change" in etc/shadow to the epoch;
+2. rewrite the account files (``scrub.py``): no password hash, the "last password change" = the epoch;
 3. for ``slim``, drop docs, man pages and translations (``data/slim.tsv``) and add the dpkg config that
    keeps them out later;
 4. add Debian's container minimizing config (``data/minimize/``);
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BaseforgeError
-from .manifest import packages, write_manifest
+from .manifest import packages, privileged, write_manifest
 from .packdata import leak_action, load_leak_rules, load_slim_rules, minimize_files  # noqa: F401 (the packer's API)
 from .packtar import write_tree
 from .packtree import plan_tree
@@ -72,6 +72,9 @@ def pack_rootfs(raw_tar: Path | str, *, tar: Path | str, manifest: Path | str, i
     result = pack(Path(raw_tar), Path(tar), epoch=epoch, slim=slim, family=family)
     pkgs = packages(Path(tar))
     write_manifest(pkgs, Path(manifest))
-    description = {**result.to_dict(), "epoch": epoch, "slim": slim, "packages": len(pkgs)}
+    with tarfile.open(tar) as tf:
+        members = tf.getmembers()
+    description = {**result.to_dict(), "epoch": epoch, "slim": slim, "packages": len(pkgs),
+                   "privileged": privileged(members)}
     write_json(info, description)
     return description

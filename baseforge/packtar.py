@@ -70,6 +70,8 @@ def _tarinfo(name: str, item: Item, epoch: int) -> tarfile.TarInfo:
     ti.mode, ti.uid, ti.gid = src.mode, src.uid, src.gid
     ti.mtime = min(int(src.mtime), epoch)
     ti.pax_headers = {k: src.pax_headers[k] for k in sorted(src.pax_headers) if k.startswith("SCHILY.xattr.")}
+    if item.fixed:  # an emptied file keeps nothing of the one the build host put there
+        ti.mode, ti.uid, ti.gid, ti.mtime, ti.pax_headers = 0o644, 0, 0, epoch, {}
     if item.hardlink is not None:
         ti.type, ti.linkname = tarfile.LNKTYPE, item.hardlink
     elif src.isreg():  # also CONTTYPE and sparse members: written as plain files

@@ -1,8 +1,9 @@
 """Planning a normalized rootfs: which entries of the raw tar go into the output, and with what contents.
 
 The tree is a dict of path -> :class:`Item` (metadata from the raw member, or new contents). The steps
-here edit it: drop or empty leaks, rewrite etc/shadow, slim, add files, regroup hard links. Nothing is
-read from or written to a tar here, except /etc/shadow's contents by :func:`plan_tree`.
+here edit it: drop or empty leaks (an emptied file gets a fixed mode and owner), rewrite the account
+files (:mod:`.scrub`), slim, add files, regroup hard links. Nothing is read from or written to a tar
+here, except the account files' contents by :func:`plan_tree`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from . import scrub
 from .errors import BaseforgeError
 from .packdata import Rule, leak_action, load_leak_rules, load_slim_rules, minimize_files, slim_dpkg_cfg
 
 log = logging.getLogger("baseforge")
 
 SLIM_DPKG_CFG = "etc/dpkg/dpkg.cfg.d/docker"
-SHADOW = "etc/shadow"
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Item:
     data: bytes | None = None  # replacement contents (emptied, rewritten, added files)
     mode: int = 0o644  # for added files
     hardlink: str | None = None  # written as a hard link to this (earlier) entry
+    fixed: bool = False  # emptied: mode 0644, root:root, mtime = epoch, no xattrs (nothing of the build host)
 
 
 def _normalize(name: str) -> str:
@@ -74,22 +76,9 @@ def _apply_leaks(items: dict[str, Item], rules: list[Rule]) -> None:
             src = items[name].src
             if src is not None and (src.isreg() or src.islnk()):
                 items[name].data = b""
+                items[name].fixed = True
                 emptied += 1
     log.info("leaks: dropped %d entries, emptied %d files", dropped, emptied)
-
-
-def _rewrite_shadow(data: bytes, epoch: int) -> bytes:
-    """Set field 3 (days since 1970 of the last password change) to the epoch's day where it is set."""
-    day = str(epoch // 86400).encode()
-    out = []
-    for line in data.splitlines(keepends=True):
-        body = line.rstrip(b"\n")
-        fields = body.split(b":")
-        if len(fields) >= 3 and fields[2]:
-            fields[2] = day
-            line = b":".join(fields) + line[len(body) :]
-        out.append(line)
-    return b"".join(out)
 
 
 def _resolves(name: str, items: dict[str, Item], depth: int = 0) -> str | None:
@@ -193,7 +182,7 @@ def _link_hardlinks(items: dict[str, Item], members: dict[str, tarfile.TarInfo])
         # Truncating one name of a hard-linked file truncates them all.
         data = b"" if any(items[n].data == b"" for n in names) else items[root].data if root in items else None
         holder = names[0]
-        items[holder] = Item(src=members[root], data=data)
+        items[holder] = Item(src=members[root], data=data, fixed=any(items[n].fixed for n in names))
         for n in names[1:]:
             items[n] = Item(src=members[root], hardlink=holder)
 
@@ -208,9 +197,10 @@ def plan_tree(raw: tarfile.TarFile, *, epoch: int, slim: bool, family: str) -> d
     items = {name: Item(src=m) for name, m in members.items()}
 
     _apply_leaks(items, load_leak_rules(family))
-    shadow = items.get(SHADOW)
-    if shadow is not None and shadow.src is not None and shadow.src.isreg() and shadow.data is None:
-        shadow.data = _rewrite_shadow(raw.extractfile(shadow.src).read(), epoch)
+    for path, rewrite in scrub.REWRITES.items():
+        item = items.get(path)
+        if item is not None and item.src is not None and item.src.isreg() and item.data is None:
+            item.data = rewrite(raw.extractfile(item.src).read(), epoch)
     if family == "debian":
         if slim:
             rules = load_slim_rules()

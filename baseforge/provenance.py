@@ -13,6 +13,7 @@ from .epoch import parse_release_date
 from .errors import BaseforgeError
 from .manifest import Package, packages, write_sbom
 from .run import write_json
+from .secret import redact, request
 from .spec import CellSpec
 
 
@@ -21,11 +22,11 @@ def release_file(url: str | None) -> dict[str, Any] | None:
     if not url:
         return None
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(request(url), timeout=30) as resp:
             data = resp.read()
     except OSError as err:
-        return {"url": url, "error": str(err)}
-    return {"url": url, "date": parse_release_date(data.decode(errors="replace")), "sha256": hashlib.sha256(data).hexdigest()}
+        return {"url": redact(url), "error": redact(str(err))}
+    return {"url": redact(url), "date": parse_release_date(data.decode(errors="replace")), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def locked_release(cell: CellSpec) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "cell": cell.id,
         "spec_sha256": hashlib.sha256(json.dumps(plan["cell"], sort_keys=True).encode()).hexdigest(),
         "bootstrapper": bootstrapper_record(cell.bootstrapper, plugin.product, tool_version, pkgs),
-        "sources": [s.deb_line() for s in cell.sources],
+        "sources": [redact(s.deb_line()) for s in cell.sources],
         "suite": cell.release,
         # a locked cell: the signed InRelease files its lock was resolved from (no mirror asked)
         "release_file": locked_release(cell) if cell.lock else release_file(distro.get(cell.distro).release_file(cell.release, cell.sources)),

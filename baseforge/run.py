@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import BaseforgeError
+from .secret import redact
 
 log = logging.getLogger("baseforge")
 
@@ -33,7 +34,7 @@ def run(
     returned; otherwise they go to this process's stdout/stderr (the rule's log).
     """
     args = [os.fspath(a) for a in argv]
-    cmd = shlex.join(args)
+    cmd = redact(shlex.join(args))  # user:password@ of a mirror never reaches a log or the console
     log.info("$ %s", cmd)
     full_env = {**os.environ, **env} if env else None
     try:
@@ -49,7 +50,7 @@ def run(
     except FileNotFoundError:
         raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
-        tail = (proc.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]
+        tail = redact((proc.stderr or b"").decode(errors="replace")).strip().splitlines()[-15:]
         detail = ("\n    " + "\n    ".join(tail)) if tail else ""
         raise BaseforgeError(f'"{cmd}" returned non-zero exit code {proc.returncode}{detail}')
     return proc

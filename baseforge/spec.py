@@ -75,6 +75,8 @@ class CellSpec:
     lock: str | None = None
     lock_key: str | None = None
     snapshot: str | None = None
+    #: signature checks off (config ``insecure: true``): only ever set explicitly per image
+    insecure: bool = False
 
     @property
     def id(self) -> str:

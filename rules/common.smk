@@ -156,10 +156,25 @@ def summary_rows():
     return rows
 
 
+# runs that only look (-n, --dag, --summary, --list-rules, --lint, ...) must change nothing
+LOOK_ONLY = {"--dry-run", "--dryrun", "--just-print", "--dag", "--d3dag", "--rulegraph", "--filegraph", "--summary",
+             "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--lt", "--lint", "--list-changes",
+             "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
+             "--list-untracked", "--lu", "--print-compilation", "--containerize", "--export-cwl", "--unlock",
+             "--cleanup-metadata", "--cleanup-shadow", "--archive", "--generate-unit-tests", "--report"}
+
+
+def dry_run():
+    # Snakemake 9 sets workflow.dryrun only after parsing, so look at the command line too (also short
+    # flags such as -np: -n dry run, -l list, -S summary, -D detailed summary)
+    flags = [a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("-")]
+    return workflow.dryrun or any(a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags)
+
+
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine
-# (docker rmi, a new engine), drop the record so the load/build job runs again.
+# (docker rmi, a new engine), drop the record so the load/build job runs again (never in a dry run).
 if workflow.is_main_process and Path(paths.ENGINE_RECORDS).is_dir():  # (a fresh clone does not import docker)
     from baseforge import engine as bfengine
 
     bfengine.forget_missing(Path(paths.ENGINE_RECORDS), Path(paths.SMOKE_REPORTS),
-                            [Path(paths.SUMMARY_TSV), Path(paths.SUMMARY_JSON)])
+                            [Path(paths.SUMMARY_TSV), Path(paths.SUMMARY_JSON)], remove=not dry_run())

@@ -57,7 +57,7 @@ def test_mmdebstrap_argv_layered_on_a_parent():
 
 def test_debootstrap_argv():
     argv = bootstrap.get("debootstrap").argv(CELL, Path("/w/rootfs"))
-    assert argv == ["debootstrap", "--variant=minbase", "--arch=arm64", "--components=main", "--keyring=/k.gpg",
+    assert argv == ["debootstrap", "--variant=minbase", "--arch=arm64", "--components=main", "--force-check-gpg", "--keyring=/k.gpg",
                     "--include=curl,ca-certificates", "bookworm", "/w/rootfs", "http://m.invalid/debian"]
 
 

@@ -55,7 +55,7 @@ def test_extra_packages_get_their_own_bootstrap():
 
 def test_a_variant_that_adds_packages_is_layered_on_the_largest_smaller_bootstrap():
     variants = ["default", "slim", {"name": "web", "packages": ["curl"]}, {"name": "dev", "packages": ["curl", "git"]},
-                {"name": "other", "packages": ["git", "vim"]}, {"name": "std", "bootstrap_variant": "standard", "packages": ["curl"]}]
+                {"name": "other", "packages": ["git", "vim"]}, {"name": "std", "bootstrap_variant": "buildd", "packages": ["curl"]}]
     images = {"debian": {"releases": ["bookworm"], "variants": variants, "architectures": ["amd64", "arm64"]}}
     p = plan(images=images)
     img = {v: p.images[f"debian/bookworm/{v}/arm64"] for v in ("default", "web", "dev", "other", "std")}

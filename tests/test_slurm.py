@@ -88,29 +88,51 @@ def slurm():
             shutil.rmtree(state, ignore_errors=True)
 
 
-def ensure_user_setup(engine_url: str) -> None:
-    """bfuser: subordinate ids for mmdebstrap --mode=unshare, and the engine socket through group docker."""
+def ensure_user_setup(engine_url: str) -> list[list[str]]:
+    """bfuser: subordinate ids for mmdebstrap --mode=unshare, and the engine socket through group docker.
+
+    Returns the commands that undo what was changed on the host (run them in reverse order afterwards)."""
+    undo: list[list[str]] = []
     for path in ("/etc/subuid", "/etc/subgid"):
         text = Path(path).read_text() if Path(path).exists() else ""
         if not any(line.split(":")[0] == USER for line in text.splitlines()):
             flag = "--add-subuids" if path.endswith("uid") else "--add-subgids"
             sh("usermod", flag, "200000-265535", USER)
+            undo.append(["usermod", flag.replace("--add-", "--del-"), "200000-265535", USER])
     sock = Path(engine_url.removeprefix("unix://"))
     group = grp.getgrgid(sock.stat().st_gid).gr_name
     if group == "root":
         pytest.fail(f"the engine socket {sock} belongs to group root; bfuser cannot be given access to it")
     if USER not in grp.getgrnam(group).gr_mem:
         sh("usermod", "-aG", group, USER)
+        undo.append(["gpasswd", "-d", USER, group])
     if not sock.stat().st_mode & stat.S_IWGRP:
         pytest.fail(f"the engine socket {sock} is not group-writable")
     for parent in sock.parents:  # e.g. a private engine's mkdtemp folder (0700)
-        if parent != Path("/") and not parent.stat().st_mode & stat.S_IXOTH:
-            parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
+        mode = stat.S_IMODE(parent.stat().st_mode)
+        if parent != Path("/") and not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+            undo.append(["chmod", f"{mode:o}", str(parent)])
+    return undo
+
+
+def safe_root_dir(path: Path) -> bool:
+    """Is ``path`` a real directory that only root can change? (A predictable /tmp path someone else made,
+    or made writable, could hold code root would run.)"""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022
 
 
 def ensure_venv() -> None:
     """/tmp venv with snakemake, the SLURM plugin and baseforge installed (not editable) from a copy."""
     pip = [VENV / "bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not all(safe_root_dir(d) for d in (VENV, VENV / "bin")):  # never run what someone else put there
+        if VENV.is_symlink() or VENV.is_file():
+            VENV.unlink()
+        shutil.rmtree(VENV, ignore_errors=True)
     if not (VENV / "bin/snakemake").exists() or sh(VENV / "bin/python", "-c", "import snakemake_executor_plugin_slurm",
                                                     check=False).returncode:
         sh("/usr/bin/python3", "-m", "venv", VENV)
@@ -140,7 +162,15 @@ def as_user(env: dict, *argv, cwd: Path, timeout: int = 900) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def cluster_run(slurm, engine, workflow, tmp_path_factory):
     """The matrix built through SLURM by bfuser, and the same matrix built locally by root."""
-    ensure_user_setup(engine)
+    undo = ensure_user_setup(engine)
+    try:
+        yield from _cluster_run(engine, workflow, tmp_path_factory, slurm)
+    finally:
+        for argv in reversed(undo):  # leave the host as it was: group membership, subids, directory modes
+            sh(*argv, check=False)
+
+
+def _cluster_run(engine, workflow, tmp_path_factory, slurm):
     ensure_venv()
     top = Path(tempfile.mkdtemp(prefix="bf-slurm-work-", dir="/tmp"))
     top.chmod(0o755)

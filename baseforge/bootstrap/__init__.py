@@ -34,6 +34,8 @@ class Bootstrapper:
     #: the package this plugin puts into the image (busybox: busybox-static), when the image is that
     #: package rather than a distribution: provenance names its version, not the fetching tool's
     product: ClassVar[str | None] = None
+    #: the values ``bootstrap_variant:`` may take (checked at plan time); empty: the tool has no variants
+    variants: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:

@@ -14,6 +14,7 @@ from ..download import fetch_verified
 from ..errors import BaseforgeError
 from ..host import require_root
 from ..run import run
+from ..secret import strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper, tar_tree
 
@@ -42,18 +43,19 @@ def fetch_apk(cell: CellSpec, workdir: Path) -> Path:
 
 
 class Apk(Bootstrapper, name="apk"):
-    def argv(self, cell: CellSpec, apk: Path, root: Path, keys: Path) -> list[str]:
-        """The apk command line for ``cell`` (a pure function, so tests can check it)."""
+    def argv(self, cell: CellSpec, apk: Path, root: Path, keys: Path, repositories: Path) -> list[str]:
+        """The apk command line for ``cell`` (a pure function, so tests can check it); the repositories (with any
+        credentials) are in the job's private ``repositories`` file, not on the command line."""
         argv = [str(apk), "--root", str(root), "--initdb", "--keys-dir", str(keys), "--arch", ARCH[cell.arch],
-                "--repositories-file", "/dev/null", "--update-cache", "--no-progress"]
-        for src in cell.sources:
-            argv += ["--repository", src.url]
-        return argv + ["add", *cell.packages]
+                "--repositories-file", str(repositories), "--update-cache", "--no-progress"]
+        if cell.insecure:  # config insecure: true, and only then
+            argv.append("--allow-untrusted")
+        return argv + ["add", "--", *cell.packages]
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         workdir = workdir.resolve()  # the tool wants absolute paths; Snakemake hands relative ones
         require_root("apk --root", cell.id)
-        if not cell.keyrings:
+        if not cell.keyrings and not cell.insecure:
             raise BaseforgeError(f"{cell.id}: apk checks index signatures and this image lists no keys",
                                  hint="add keyrings: [<alpine-devel@…rsa.pub files>] to the image")
         apk = fetch_apk(cell, workdir)
@@ -65,8 +67,9 @@ class Apk(Bootstrapper, name="apk"):
         (root / "etc/apk/keys").mkdir(parents=True)
         for k in keys.iterdir():
             shutil.copy(k, root / "etc/apk/keys" / k.name)  # apk in the image checks the same keys
-        run(self.argv(cell, apk, root, keys), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
-        (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in cell.sources))
+        repositories = write_private(workdir / "repositories", "".join(f"{s.url}\n" for s in cell.sources))
+        run(self.argv(cell, apk, root, keys, repositories), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
+        (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in strip_sources(cell.sources)))
         tar_tree(root, out_tar)
 
     def version(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import BaseforgeError
 from ..run import output, run
+from ..secret import auth_conf, strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper
 from .mmdebstrap import Mmdebstrap, environment, mode
@@ -56,9 +57,11 @@ class Busybox(Bootstrapper, name="busybox"):
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         extract = workdir / "extract.tar"
+        netrc = auth_conf(cell.sources)  # a mirror's credentials: in a private file, not on the command line
         argv = ["mmdebstrap", f"--mode={mode()}", "--variant=extract", f"--architectures={cell.arch}",
                 "--include=busybox-static", "--format=tar", *[f"--keyring={k}" for k in cell.keyrings],
-                cell.release, str(extract), *[s.deb_line() for s in cell.sources]]
+                *([f'--aptopt=Dir::Etc::netrc "{write_private(workdir.resolve() / "auth.conf", netrc)}"'] if netrc else []),
+                cell.release, str(extract), *[s.deb_line() for s in strip_sources(cell.sources)]]
         run(argv, env=environment(cell))
         with tarfile.open(extract) as tf:
             member = next((m for m in tf.getmembers() if m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox")), None)

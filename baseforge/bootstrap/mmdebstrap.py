@@ -11,6 +11,7 @@ from .. import lockbuild, pkgcache
 from ..errors import BaseforgeError
 from ..host import subid_problem, user
 from ..run import output, run
+from ..secret import auth_conf, strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
 
@@ -40,18 +41,32 @@ def environment(cell: CellSpec) -> dict[str, str]:
     return env
 
 
+def apt_trust_options(cell: CellSpec, auth: Path | None) -> list[str]:
+    """apt options for a private auth.conf (a mirror's credentials) and, with ``insecure: true`` only,
+    for unsigned repositories."""
+    out = [f'--aptopt=Dir::Etc::netrc "{auth}"'] if auth else []
+    if cell.insecure:
+        out += ['--aptopt=Acquire::AllowInsecureRepositories "true"', '--aptopt=APT::Get::AllowUnauthenticated "true"']
+    return out
+
+
 class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
 
     layers = True
     locks = True
+    variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard")
 
-    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None) -> list[str]:
+    def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None,
+             auth: Path | None = None) -> list[str]:
         """The mmdebstrap command line for ``cell`` (a pure function, so tests can check it).
 
         With ``parent`` (a raw tar of the same release whose packages are a subset of this cell's), the
         tree starts as that tar and apt installs the packages in the chroot (mmdebstrap's "build on top of
         an already present minimal chroot"): the essential set is neither downloaded nor installed again.
+
+        ``auth``: a private auth.conf holding the mirrors' credentials, which the source lines (the command
+        line, and the image's sources.list) then lack; apt is pointed at it and the pointer removed again.
         """
         argv = [
             "mmdebstrap",
@@ -64,7 +79,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             # away anyway
             "--dpkgopt=force-unsafe-io",
         ]
-        argv += [f"--keyring={k}" for k in cell.keyrings]
+        argv += [f"--keyring={k}" for k in cell.keyrings] + apt_trust_options(cell, auth)
         customize = []
         if parent:
             # ./dev is mmdebstrap's own (it cannot mknod in unshare mode); the layout is the parent's
@@ -85,18 +100,22 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
                 "--skip=download/empty",
                 "--skip=essential/unlink",
                 '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
-                f"--setup-hook=sync-in {cell.package_cache} /var/cache/apt/archives/",
+                f"--setup-hook=sync-in {shlex.quote(cell.package_cache)} /var/cache/apt/archives/",
             ]
             customize += [
-                f"--customize-hook=sync-out /var/cache/apt/archives {incoming}",
+                f"--customize-hook=sync-out /var/cache/apt/archives {shlex.quote(str(incoming))}",
                 # sync-in copied the cache folder's own mode and owner onto archives/: put Debian's back, so
                 # the image does not depend on how the cache folder was created, nor on who ran the build
                 # (--mode=unshare: the hook runs as root in the user namespace; the owner was the user's uid)
                 '--customize-hook=chmod 0755 "$1"/var/cache/apt/archives && chown 0:0 "$1"/var/cache/apt/archives',
             ]
+        if auth or cell.insecure:
+            # last: mmdebstrap keeps --aptopt in the image's apt config; the build's must not outlive it
+            customize.append("--customize-hook=sed -i '/Dir::Etc::netrc/d; /AllowInsecureRepositories/d; "
+                             "/AllowUnauthenticated/d' \"$1\"/etc/apt/apt.conf.d/99mmdebstrap")
         argv += customize
         argv += [cell.release, str(out_tar)]
-        argv += [src.deb_line() for src in cell.sources]
+        argv += [src.deb_line() for src in strip_sources(cell.sources)]
         return argv
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path, parent: Path | None = None) -> None:
@@ -108,7 +127,10 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=environment(cell))
+        netrc = auth_conf(cell.sources)
+        auth = write_private(workdir.resolve() / "auth.conf", netrc) if netrc else None
+        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None, auth=auth),
+            env=environment(cell))
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 

@@ -27,6 +27,12 @@ class Distro:
     #: variant name -> CellSpec overrides (``slim``, ``base_variant``)
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     architectures: ClassVar[tuple[str, ...]] = tuple(PLATFORMS)
+    #: what to install or list when an image names no keyring ("": nothing to verify against keys);
+    #: config.plan refuses such an image unless one of ``host_keyrings`` (the tools' default) exists
+    keyring_hint: ClassVar[str] = ""
+    host_keyrings: ClassVar[tuple[str, ...]] = ()
+    #: dnf: the repositories sign their metadata (repomd.xml.asc), so repo_gpgcheck=1 (options.repo_gpgcheck overrides)
+    signed_metadata: ClassVar[bool] = False
     #: the ``ID`` line of /etc/os-release, or None when the rootfs has none
     os_id: ClassVar[str | None] = None
     #: the config ``mirrors:`` keys this preset reads, each with the image option that overrides it; the first

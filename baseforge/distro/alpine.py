@@ -14,6 +14,7 @@ class Alpine(Distro, name="alpine"):
     releases = {"3.19": "", "3.20": "", "3.21": "", "3.22": "", "edge": ""}
     architectures = ("amd64", "arm64", "armhf", "i386", "ppc64el", "s390x", "riscv64")
     os_id = "alpine"
+    keyring_hint = "list the alpine-devel@lists.alpinelinux.org-*.rsa.pub keys (package alpine-keys, or the mirror)"
     components = ("main", "community")
     variants = {"default": {"packages": ["alpine-base"]}}
 

@@ -18,6 +18,7 @@ class CentosStream(Distro, name="centos-stream"):
     releases = {"9": "", "10": ""}
     architectures = ("amd64", "arm64", "ppc64el", "s390x")
     os_id = "centos"
+    keyring_hint = "list the distribution's RPM-GPG-KEY file or URL (its *-gpg-keys package, or the mirror's top directory)"
     components = ("BaseOS", "AppStream")
     #: what a minimal container image holds (the distributions' own container kickstarts, trimmed)
     packages = ("centos-stream-release", "bash", "coreutils-single", "glibc-minimal-langpack", "rpm", "dnf")

@@ -19,6 +19,8 @@ class Debian(Distro, name="debian"):
     variants = {"default": {}, "slim": {"slim": True}}
     architectures = ("amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64")
     os_id = "debian"
+    host_keyrings = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
+    keyring_hint = "install the debian-archive-keyring package (apt-get install debian-archive-keyring), or list the archive's keyring"
     #: suites that get no -updates / -security companions
     rolling = ("sid", "unstable", "experimental")
     components = ("main",)

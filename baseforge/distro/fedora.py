@@ -14,6 +14,7 @@ class Fedora(Distro, name="fedora"):
     releases = {"40": "", "41": "", "42": "", "43": ""}
     architectures = ("amd64", "arm64", "ppc64el", "s390x")
     os_id = "fedora"
+    keyring_hint = "list Fedora's RPM-GPG-KEY-fedora-<release>-primary file or URL (package fedora-gpg-keys)"
     packages = ("fedora-release-container", "bash", "coreutils-single", "glibc-minimal-langpack", "rpm", "dnf5")
     variants = {"default": {"packages": list(packages)}}
 

@@ -17,6 +17,9 @@ class Ubuntu(Debian, name="ubuntu"):
                 "questing": "25.10", "devel": ""}
     architectures = ("amd64", "arm64", "armhf", "ppc64el", "s390x", "riscv64")
     os_id = "ubuntu"
+    host_keyrings = ()
+    keyring_hint = ("list the Ubuntu archive keyring, e.g. keyrings: [/usr/share/keyrings/ubuntu-archive-keyring.gpg] "
+                    "from Ubuntu's ubuntu-keyring package")
     components = ("main", "universe")
     rolling = ("devel",)
     # the archive has no default mirror; security is served by the archive unless set

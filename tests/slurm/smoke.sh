@@ -85,6 +85,13 @@ for u in root "$TUSER"; do
 done
 
 if [ $RUN_SNAKEMAKE = 1 ]; then
+    # a predictable /tmp path: never run (as root) what someone else put there or can change
+    for d in "$VENV" "$VENV/bin"; do
+        if [ -L "$d" ] || { [ -e "$d" ] && [ "$(stat -c '%u' "$d")" != 0 ]; } \
+           || { [ -e "$d" ] && [ $(( 0$(stat -c '%a' "$d") & 022 )) != 0 ]; }; then
+            echo "# $d is not root's own: recreating $VENV"; rm -rf "$VENV"
+        fi
+    done
     if [ ! -x "$VENV/bin/snakemake" ] \
         || ! "$VENV/bin/python" -c 'import snakemake_executor_plugin_slurm' 2>/dev/null; then
         echo "# creating $VENV (snakemake==$SMK_VERSION $PLUGIN_SPEC)"
