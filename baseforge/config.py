@@ -201,6 +201,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                 tags = list(dict.fromkeys(tags))
                 packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
                 bvariant = variant.get("bootstrap_variant", "minbase")
+                dl = _distroless(variant, spec, preset, f"{where}.variants[{v}]")
+                packages, bvariant = dl.get("packages", packages), dl.get("base_variant", bvariant)
                 raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
                 for a, arch in enumerate(arches):
                     suffix = "" if a == 0 else f"-{arch}"
@@ -209,25 +211,43 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                         claim(t, f"{where} ({release}, {variant['name']}, {arch})", where)
                     cell = CellSpec(
                         image=name, distro=dname, release=release, variant=variant["name"], arch=arch,
-                        bootstrapper=bname, sources=sources, packages=packages,
+                        bootstrapper=dl.get("bootstrapper", bname), sources=sources, packages=packages,
                         keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
                         slim=bool(variant.get("slim", False)), package_cache=cache or None,
                         options=spec.get("options", {}),
                     )
                     meta = ImageMeta(
                         title=f"{repo(namespace, name)}:{tags[0]}", version=release, created=int(epoch), arch=arch,
-                        tags=full, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
+                        tags=full, cmd=tuple(spec.get("cmd", dl.get("cmd", ["sh"] if family != "debian" else ["bash"]))),
                         env=tuple(f"{k}={val}" for k, val in sorted({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec.get("env", {})}.items())),
                         labels=dict(spec.get("labels", {})), base_name="scratch",
                         comment=f"baseforge {bname} {dname} {release} {variant['name']} {arch}",
                     )
-                    images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=family,
-                                                load=spec.get("load", "oci"), checks=tuple(spec.get("checks", [])),
+                    images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key, family=dl.get("family", family),
+                                                load=spec.get("load", "oci"), checks=tuple(dl.get("checks", [*spec.get("checks", []), *variant.get("checks", [])])),
                                                 os_release=preset.expected_os_release(release), native=a == 0,
                                                 epoch_source=epoch_source)
     images = _layer(images, {name for name, spec in config["images"].items() if spec.get("layer_variants", True)})
     apps = {name: _app(name, spec, images, namespace, workdir, claim) for name, spec in config.get("apps", {}).items()}
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
+
+
+def _distroless(variant: dict[str, Any], spec: dict[str, Any], preset: distro.Distro, where: str) -> dict[str, Any]:
+    """Cell and image overrides of a ``distroless:`` variant (baseforge/bootstrap/distroless.py), else {}.
+
+    Its image has no shell: no default command, and the image's ``checks`` (which assume one) give way to
+    the variant's own."""
+    if "distroless" not in variant:
+        return {}
+    if preset.family != "debian":
+        raise BaseforgeError(f"config {where}.distroless: distroless variants are made of Debian packages; "
+                             f"{preset.name} is of family {preset.family}", hint="use it on a debian-family image")
+    clash = sorted({"packages", "slim", "bootstrap_variant"} & set(variant))
+    if clash:
+        raise BaseforgeError(f"config {where}: distroless: names the whole package set; {', '.join(clash)} cannot go with it",
+                             hint="list every package in distroless: and drop " + ", ".join(clash))
+    return {"bootstrapper": "distroless", "packages": tuple(variant["distroless"]), "base_variant": "distroless",
+            "family": "none", "cmd": [], "checks": variant.get("checks", [])}
 
 
 def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePlan]:
