@@ -12,7 +12,7 @@ rule bootstrap:
         # the plugin this cell uses, not the whole package: adding or changing another bootstrapper
         # must not rebuild (or miss the cache of) every rootfs
         code=lambda w: bfconfig.code_hash("bootstrap/__init__.py", f"bootstrap/{raw_cell(w)['bootstrapper']}.py",
-                                          "spec.py", "run.py", "pkgcache.py"),
+                                          "spec.py", "run.py", "pkgcache.py", "chrootless.py"),
     log:
         "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
     resources:

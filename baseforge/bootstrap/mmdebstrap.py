@@ -7,8 +7,8 @@ import os
 import shlex
 from pathlib import Path
 
-from .. import pkgcache
-from ..run import output, run
+from .. import chrootless, pkgcache
+from ..run import output
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
 
@@ -109,7 +109,9 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=environment(cell))
+        argv = self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None)
+        # a foreign architecture: the host's dpkg where that gives the same bytes, else qemu (baseforge/chrootless.py)
+        chrootless.build(cell, argv, environment(cell), out_tar, layered=parent is not None)
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
