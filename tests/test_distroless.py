@@ -288,3 +288,46 @@ def test_distroless_cells_are_byte_reproducible(built, tmp_path, workflow):
         assert subprocess.run(["cmp", a, b]).returncode == 0, v
         ja, jb = (json.loads((w / f"build/oci/distroless/bookworm/{v}/amd64.json").read_text()) for w in (built, other))
         assert (ja["image_id"], ja["manifest_digest"]) == (jb["image_id"], jb["manifest_digest"])
+
+
+# --- signatures, against a signed repository the tests make (no mirror needed) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_repo(tmp_path_factory):
+    import shutil
+    import tempfile
+
+    from fixtures import repos
+
+    where = Path(tempfile.mkdtemp(prefix="bf-dlkeys-"))
+    where.chmod(0o755)
+    keys = {"good": repos.make_key(where, "good"), "other": repos.make_key(where, "other")}
+    root = repos.apt_repo(tmp_path_factory.mktemp("apt"), keys["good"], "ubuntu", "noble", "24.04", ("noble",), ("main",))
+    with repos.serve(root) as url:
+        yield url, keys
+    for key in keys.values():
+        repos.sh("gpgconf", "--homedir", key.home, "--kill", "gpg-agent")
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def fixture_cell(url: str, keyring: Path):
+    from baseforge.spec import CellSpec, Source
+
+    return CellSpec(image="u", distro="ubuntu", release="noble", variant="static", arch="amd64", bootstrapper="distroless",
+                    sources=(Source(url, "noble", ("main",)),), packages=("fixture-base",), keyrings=(str(keyring),),
+                    epoch=1700000000)
+
+
+def test_distroless_verifies_the_index_signature_and_builds_from_the_packages_data(signed_repo, tmp_path):
+    from baseforge.bootstrap import build_raw
+
+    url, keys = signed_repo
+    with pytest.raises(BaseforgeError, match="apt-get update"):
+        build_raw(fixture_cell(url, keys["other"].keyring), tmp_path / "bad.tar")
+    assert not (tmp_path / "bad.tar").exists() and not list(tmp_path.iterdir())
+    build_raw(fixture_cell(url, keys["good"].keyring), tmp_path / "good.tar")
+    tree = members(tmp_path / "good.tar")
+    assert {"etc/os-release", "usr/bin/busybox", "var/lib/dpkg/status.d/fixture-base", "etc/passwd"} <= set(tree)
+    assert tree["tmp"].mode == 0o1777 and "etc/ssl/certs/ca-certificates.crt" not in tree
+    assert [p.name for p in manifest.packages(tmp_path / "good.tar")] == ["fixture-base"]

@@ -5,7 +5,7 @@ this bootstrapper and those packages. It
 
 1. runs ``apt-get update`` in a scratch apt root (the cell's sources; the host's trusted keys and the cell's
    keyrings): apt verifies the suites' signatures and the indices' hashes;
-2. resolves the packages (and base-files, for /etc/os-release) with their ``Pre-Depends``/``Depends``
+2. resolves the packages (and base-files when the sources have it, for /etc/os-release) with their ``Pre-Depends``/``Depends``
    closure from those indices (:func:`resolve`): never ``Recommends``; the highest version that meets the
    constraints; alternatives and virtual packages prefer what is already chosen; dependencies that only
    maintainer scripts need (:data:`INSTALL_TIME`, ``Essential: yes`` packages) are not followed;
@@ -39,7 +39,7 @@ from . import Bootstrapper
 
 log = logging.getLogger("baseforge")
 
-#: always in the set: /etc/os-release, /etc/debian_version and the license texts come from it
+#: always in the set when the sources have it: /etc/os-release, /etc/debian_version and the license texts
 ALWAYS = ("base-files",)
 #: dependencies that only maintainer scripts use: not followed (a group with one of them is dropped whole)
 INSTALL_TIME: dict[tuple[str, str], str] = {
@@ -133,7 +133,7 @@ def _install_time(owner: str, name: str) -> bool:
 def resolve(index: Index, names: list[str]) -> dict[str, deb822.Packages]:
     """The named packages and what they need at run time, by name (see the module docstring)."""
     chosen: dict[str, deb822.Packages] = {}
-    todo = list(dict.fromkeys([*ALWAYS, *names]))
+    todo = list(dict.fromkeys([*(a for a in ALWAYS if a in index.real), *names]))
     explicit = set(todo)
     for name in todo:
         if name not in index.real:
@@ -203,8 +203,12 @@ def fetch(cell: CellSpec, workdir: Path) -> tuple[dict[str, deb822.Packages], di
     """Update the scratch apt root, resolve the cell's set, and download it: (packages, .deb by name)."""
     root = workdir / "apt"
     env = {"APT_CONFIG": str(apt_config(root, cell))}
-    # apt-get update fails on a bad or missing signature (and on a source it cannot reach)
-    run(["apt-get", "update", "-o", "APT::Update::Error-Mode=any"], env=env)
+    try:  # apt-get update fails on a bad or missing signature (and on a source it cannot reach)
+        run(["apt-get", "update", "-o", "APT::Update::Error-Mode=any"], env=env)
+    except BaseforgeError as err:
+        raise BaseforgeError(f"distroless {cell.id}: apt-get update of the cell's sources failed ({err.message})",
+                             hint="apt's lines above say why: NO_PUBKEY or 'is not signed' wants the repository's key "
+                                  "in the image's keyrings:, a failed fetch a reachable mirror") from None
     lists = sorted((root / "var/lib/apt/lists").glob("*_Packages*"))
     texts = [output(["/usr/lib/apt/apt-helper", "cat-file", str(f)], env=env) for f in lists]
     chosen = resolve(Index(texts, cell.arch), list(cell.packages))
