@@ -194,6 +194,7 @@ def apt_config(root: Path, cell: CellSpec) -> Path:
     conf.write_text(
         f'Dir "{root}/";\nDir::State::status "{root}/var/lib/dpkg/status";\n'
         f'APT::Architecture "{cell.arch}";\nAPT::Architectures {{ "{cell.arch}"; }};\n'
+        # as root apt would fetch as _apt, which cannot enter the job's private (0700) scratch directory
         'Acquire::Languages "none";\nAcquire::GzipIndexes "false";\nAPT::Sandbox::User "root";\n'
         'APT::Install-Recommends "false";\n')
     return conf
@@ -216,10 +217,10 @@ def fetch(cell: CellSpec, workdir: Path) -> tuple[dict[str, deb822.Packages], di
     debs = workdir / "debs"
     debs.mkdir()
     cache = Path(cell.package_cache).resolve() if cell.package_cache else None
-    files: dict[str, Path] = {}
+    # named as apt names them in its archives (and so in the package cache): an epoch's ":" is "%3a"
+    files = {name: debs / f"{name}_{p['Version'].replace(':', '%3a')}_{p['Architecture']}.deb" for name, p in chosen.items()}
     missing = []
     for name, p in chosen.items():
-        files[name] = debs / Path(p["Filename"]).name
         cached = cache / files[name].name if cache else None
         if cached and cached.is_file() and _sha256(cached) == p["SHA256"]:
             files[name].write_bytes(cached.read_bytes())
