@@ -301,7 +301,8 @@ def distroless(base: Path) -> list[tuple]:
     work = clone(base / "distroless", cfg, f"{NAMESPACE}-distroless")
     variants = [v["name"] for v in cfg["images"]["distroless"]["variants"]]
     log("cold distroless variants")
-    took = snakemake(work, *[f"build/engine/distroless/{SUITE}/{v}/amd64.json" for v in variants])
+    took = snakemake(work, *[f"build/{step}/distroless/{SUITE}/{v}/amd64.{ext}" for v in variants
+                             for step, ext in (("engine", "json"), ("oci", "oci.tar"))])
     rows: list[tuple] = [("distroless variants, cold", took, "", "", ", ".join(variants))]
     for v in variants:
         size = json.loads((work / f"build/engine/distroless/{SUITE}/{v}/amd64.json").read_text())["size"]
