@@ -201,7 +201,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
                 tags = list(dict.fromkeys(tags))
                 packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
                 bvariant = variant.get("bootstrap_variant", "minbase")
-                dl = _distroless(variant, spec, preset, f"{where}.variants[{v}]")
+                dl = _distroless(variant, preset, f"{where}.variants[{v}]")
                 packages, bvariant = dl.get("packages", packages), dl.get("base_variant", bvariant)
                 raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
                 for a, arch in enumerate(arches):
@@ -232,7 +232,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
 
 
-def _distroless(variant: dict[str, Any], spec: dict[str, Any], preset: distro.Distro, where: str) -> dict[str, Any]:
+def _distroless(variant: dict[str, Any], preset: distro.Distro, where: str) -> dict[str, Any]:
     """Cell and image overrides of a ``distroless:`` variant (baseforge/bootstrap/distroless.py), else {}.
 
     Its image has no shell: no default command, and the image's ``checks`` (which assume one) give way to
