@@ -5,8 +5,8 @@ maintainer scripts natively with ``DPKG_ROOT`` set (dpkg's ``--force-script-chro
 running the foreign dpkg and every script under qemu-user: a bookworm or trixie arm64 minbase takes
 12-22 s instead of 110-142 s on 2 cores. What the native scripts cannot do for a foreign tree is redone
 afterwards in the tree, under qemu (:data:`FIXUPS`, one command each), after which the packed rootfs is
-byte-identical to the one a qemu build makes (checked for Debian bookworm and trixie minbase on arm64 by
-``tests/test_chrootless.py``).
+byte-identical to the one a qemu build makes: bookworm minbase on arm64 (``tests/test_chrootless.py``),
+armhf, i386, ppc64el and s390x, and trixie minbase on arm64 (measured by hand, 2026-11-29).
 
 A package whose maintainer scripts do not honour ``DPKG_ROOT`` would change the build host instead of the
 tree, so ``auto`` (the default for foreign architectures) uses chrootless only for what Debian's CI tests
