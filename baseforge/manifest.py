@@ -1,7 +1,7 @@
 """What is installed in a rootfs tar: a dpkg-style package list and an SPDX 2.3 SBOM.
 
 The package database is read straight from the tar, so this works for any architecture and needs no
-chroot: dpkg's ``var/lib/dpkg/status`` and apk's ``lib/apk/db/installed``. rpm's database is a SQLite or
+chroot: dpkg's ``var/lib/dpkg/status`` (or distroless's ``status.d/``) and apk's ``lib/apk/db/installed``. rpm's database is a SQLite or
 Berkeley DB file: not read yet (an empty list).
 """
 
@@ -22,6 +22,7 @@ from .errors import BaseforgeError
 from .run import atomic_output
 
 DPKG_STATUS = "var/lib/dpkg/status"
+DPKG_STATUS_D = "var/lib/dpkg/status.d/"
 APK_INSTALLED = "lib/apk/db/installed"
 SPDX_NAMESPACE_BASE = "https://baseforge.invalid/spdx"
 
@@ -99,6 +100,17 @@ def _read_member(tar: tarfile.TarFile, name: str) -> str | None:
     return None
 
 
+def _status_d(tar: tarfile.TarFile) -> str:
+    """distroless's dpkg database: one status paragraph per file in ``var/lib/dpkg/status.d/`` (not the
+    ``.md5sums`` beside them), as Google's distroless images and baseforge's distroless variants have."""
+    paragraphs = []
+    for m in tar.getmembers():
+        name = m.name.lstrip("/").removeprefix("./")
+        if name.startswith(DPKG_STATUS_D) and m.isfile() and not name.endswith(".md5sums"):
+            paragraphs.append(tar.extractfile(m).read().decode("utf-8", errors="replace").strip("\n"))
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
+
+
 def packages(rootfs_tar: Path) -> list[Package]:
     """The installed packages of the rootfs in ``rootfs_tar`` (dpkg or apk; [] if neither database is there)."""
     try:
@@ -106,6 +118,9 @@ def packages(rootfs_tar: Path) -> list[Package]:
             status = _read_member(tar, DPKG_STATUS)
             if status is not None:
                 return parse_dpkg_status(status)
+            records = _status_d(tar)
+            if records:
+                return parse_dpkg_status(records)
             installed = _read_member(tar, APK_INSTALLED)
             if installed is not None:
                 return parse_apk_installed(installed)

@@ -7,10 +7,10 @@ import os
 import shlex
 from pathlib import Path
 
-from .. import pkgcache
+from .. import chrootless, pkgcache
 from ..errors import BaseforgeError
 from ..host import subid_problem, user
-from ..run import output, run
+from ..run import output
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
 
@@ -105,7 +105,9 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
             incoming.mkdir()
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None), env=environment(cell))
+        argv = self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None)
+        # a foreign architecture: the host's dpkg where that gives the same bytes, else qemu (baseforge/chrootless.py)
+        chrootless.build(cell, argv, environment(cell), out_tar, layered=parent is not None)
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
