@@ -238,6 +238,8 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
             tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and variant["name"] == "default")
             packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))
             bvariant = variant.get("bootstrap_variant", "minbase")
+            dl = _distroless(variant, preset, f"{where}.variants[{v}]")
+            packages, bvariant = dl.get("packages", packages), dl.get("base_variant", bvariant)
             raw_key = bvariant + ("-" + hashlib.sha256(",".join(packages).encode()).hexdigest()[:8] if packages else "")
             for a, arch in enumerate(arches):
                 suffix = "" if a == 0 else f"-{arch}"
@@ -246,31 +248,53 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
                     claim(t, f"{where} ({release}, {variant['name']}, {arch})", where)
                 cell = CellSpec(
                     image=name, distro=preset.name, release=release, variant=variant["name"], arch=arch,
-                    bootstrapper=bname, sources=sources, packages=packages,
+                    bootstrapper=dl.get("bootstrapper", bname), sources=sources, packages=packages,
                     keyrings=tuple(spec.get("keyrings", [])), epoch=int(epoch), base_variant=bvariant,
                     slim=bool(variant.get("slim", False)), package_cache=cache or None,
                     options=spec.get("options", {}), insecure=bool(spec.get("insecure", False)),
                 )
-                meta = _meta(cell, spec, f"{repo(namespace, name)}:{tags[0]}", full, family)
+                meta = _meta(cell, spec, f"{repo(namespace, name)}:{tags[0]}", full,
+                             dl.get("cmd", ["sh"] if family != "debian" else ["bash"]))
+                checks = dl.get("checks", [*spec.get("checks", []), *variant.get("checks", [])])
                 images[cell.id] = ImagePlan(cell=cell, meta=meta, raw_key=raw_key,
-                                            family=family, load=spec.get("load", "oci"),
-                                            checks=tuple(spec.get("checks", [])),
+                                            family=dl.get("family", family), load=spec.get("load", "oci"),
+                                            checks=tuple(checks),
                                             os_release=preset.expected_os_release(release), native=a == 0,
                                             epoch_source=epoch_source)
     return images
 
 
-def _meta(cell: CellSpec, spec: dict[str, Any], title: str, tags: tuple[str, ...], family: str) -> ImageMeta:
-    """The image config of a cell: title, tags, cmd, env, labels, and what made it."""
+def _meta(cell: CellSpec, spec: dict[str, Any], title: str, tags: tuple[str, ...],
+          default_cmd: list[str]) -> ImageMeta:
+    """The image config of a cell: title, tags, cmd (``default_cmd`` when the config names none), env,
+    labels, and what made it."""
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     return ImageMeta(
         title=title, version=cell.release, created=cell.epoch,
-        arch=cell.arch, tags=tags, cmd=tuple(spec.get("cmd", ["sh"] if family != "debian" else ["bash"])),
+        arch=cell.arch, tags=tags, cmd=tuple(spec.get("cmd", default_cmd)),
         env=tuple(f"{k}={val}" for k, val in sorted({"PATH": path, **spec.get("env", {})}.items())),
         labels={**spec.get("labels", {}), **({trust.INSECURE_LABEL: "true"} if spec.get("insecure") else {})},
         base_name="scratch",
         comment=f"baseforge {cell.bootstrapper} {cell.distro} {cell.release} {cell.variant} {cell.arch}",
     )
+
+
+def _distroless(variant: dict[str, Any], preset: distro.Distro, where: str) -> dict[str, Any]:
+    """Cell and image overrides of a ``distroless:`` variant (baseforge/bootstrap/distroless.py), else {}.
+
+    Its image has no shell: no default command, and the image's ``checks`` (which assume one) give way to
+    the variant's own."""
+    if "distroless" not in variant:
+        return {}
+    if preset.family != "debian":
+        raise BaseforgeError(f"config {where}.distroless: distroless variants are made of Debian packages; "
+                             f"{preset.name} is of family {preset.family}", hint="use it on a debian-family image")
+    clash = sorted({"packages", "slim", "bootstrap_variant"} & set(variant))
+    if clash:
+        raise BaseforgeError(f"config {where}: distroless: names the whole package set; {', '.join(clash)} cannot go with it",
+                             hint="list every package in distroless: and drop " + ", ".join(clash))
+    return {"bootstrapper": "distroless", "packages": tuple(variant["distroless"]), "base_variant": "distroless",
+            "family": "none", "cmd": [], "checks": variant.get("checks", [])}
 
 
 def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePlan]:

@@ -2,7 +2,7 @@
 privileged (setuid, setgid, file capabilities).
 
 The package database is read straight from the tar, so this works for any architecture and needs no
-chroot: dpkg's ``var/lib/dpkg/status`` and apk's ``lib/apk/db/installed``. rpm's database is a SQLite or
+chroot: dpkg's ``var/lib/dpkg/status`` (or distroless's ``status.d/``) and apk's ``lib/apk/db/installed``. rpm's database is a SQLite or
 Berkeley DB file: not read yet (an empty list).
 """
 
@@ -102,13 +102,15 @@ def _read_member(tar: tarfile.TarFile, name: str) -> str | None:
     return None
 
 
-def _status_d(tar: tarfile.TarFile) -> list[str]:
-    """The texts of the regular files in var/lib/dpkg/status.d/."""
-    out = []
-    for m in tar:
-        if m.isfile() and m.name.lstrip("./").startswith(DPKG_STATUS_D):
-            out.append(tar.extractfile(m).read().decode("utf-8", errors="replace"))
-    return out
+def _status_d(tar: tarfile.TarFile) -> str:
+    """distroless's dpkg database: one status paragraph per file in ``var/lib/dpkg/status.d/`` (not the
+    ``.md5sums`` beside them), as Google's distroless images and baseforge's distroless variants have."""
+    paragraphs = []
+    for m in tar.getmembers():
+        name = m.name.lstrip("/").removeprefix("./")
+        if name.startswith(DPKG_STATUS_D) and m.isfile() and not name.endswith(".md5sums"):
+            paragraphs.append(tar.extractfile(m).read().decode("utf-8", errors="replace").strip("\n"))
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
 
 
 def packages(rootfs_tar: Path) -> list[Package]:
@@ -118,12 +120,12 @@ def packages(rootfs_tar: Path) -> list[Package]:
             status = _read_member(tar, DPKG_STATUS)
             if status is not None:
                 return parse_dpkg_status(status)
+            records = _status_d(tar)
+            if records:
+                return parse_dpkg_status(records)
             installed = _read_member(tar, APK_INSTALLED)
             if installed is not None:
                 return parse_apk_installed(installed)
-            records = _status_d(tar)
-            if records:
-                return parse_dpkg_status("\n\n".join(records))
     except tarfile.ReadError as e:
         raise BaseforgeError(f"can't read {rootfs_tar} as a tar ({e})", hint="is it the pack step's output?") from None
     return []

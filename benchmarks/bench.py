@@ -17,6 +17,12 @@ plus an extra Debian variant with ``packages: [curl]`` (its own bootstrap):
      Debian's recipe through debuerreotype (init, minimizing-config, fixup, tar, then docker import),
      for the same suite and mirror; ``--repeat N`` runs them N times, interleaved, and takes medians.
 
+  6. foreign architectures (``--only-foreign``): one cold ``debian:bookworm`` cell for amd64, for arm64
+     (chrootless, the default) and for arm64 under qemu (``options: {foreign: qemu}``), each with its own
+     empty package cache;
+  7. distroless (``--only-distroless``): the cold static and base variants of the default matrix, their
+     size in the engine and compressed, next to Google's distroless (static-debian12 "around 2 MiB", its README).
+
 Needs root (mmdebstrap --mode=root, debuerreotype), a Docker Engine (DOCKER_HOST) and the Debian
 mirror of the host's apt sources (baseforge.mirror). Prints one table; it is a measurement, not a test.
 """
@@ -159,6 +165,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--repeat", type=int, default=1, help="run the side-by-side (floor, debuerreotype, our cell) N times, interleaved; the median counts")
     ap.add_argument("--only-cell", action="store_true", help="only the side-by-side")
+    ap.add_argument("--only-foreign", action="store_true", help="only arm64 (chrootless and qemu) next to amd64")
+    ap.add_argument("--only-distroless", action="store_true", help="only the distroless variants' time and size")
     args = ap.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="baseforge-bench-", dir="/var/tmp"))
     base.mkdir(parents=True, exist_ok=True)
@@ -169,6 +177,9 @@ def main() -> int:
     results: dict[str, float] = {}
     notes: dict[str, str] = {}
     try:
+        if args.only_foreign or args.only_distroless:
+            rows = (foreign(base) if args.only_foreign else []) + (distroless(base) if args.only_distroless else [])
+            return print_rows(rows)
         mirror = default_mirror()
         plan = bfconfig.plan(matrix(base / "unused", apps=False), base)
         sources = [s.deb_line() for s in plan.images[CELL].cell.sources]
@@ -252,15 +263,65 @@ def main() -> int:
             log(f"curl variant bootstrap, {name}")
             results[name] = snakemake(work, raw)
             notes[name] = f"{bootstraps_run(work)} bootstraps, {downloaded(work)} .debs downloaded"
-        return report(results, notes, sizes, runs)
+        extra = foreign(base) + distroless(base)
+        return report(results, notes, sizes, runs, extra)
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
-        remove_images((f"{NAMESPACE}-floor", f"{NAMESPACE}-debuerreotype", f"{NAMESPACE}-cell"))
+        remove_images((f"{NAMESPACE}-floor", f"{NAMESPACE}-debuerreotype", f"{NAMESPACE}-cell", f"{NAMESPACE}-amd64",
+                       f"{NAMESPACE}-arm64", f"{NAMESPACE}-distroless"))
 
 
 
-def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, int], runs: dict[str, list[float]]) -> int:
+#: Google's distroless README: "The smallest distroless image, gcr.io/distroless/static-debian12, is around 2 MiB"
+GOOGLE_STATIC = 2 * 2**20
+
+
+def foreign(base: Path) -> list[tuple]:
+    """6. one cold Debian cell per architecture and strategy, each in a fresh clone with an empty package cache."""
+    took = {}
+    for name, arch, options in (("amd64", "amd64", {}), ("arm64", "arm64", {}), ("arm64-qemu", "arm64", {"foreign": "qemu"})):
+        ns = f"{NAMESPACE}-{name}"
+        cfg = {"namespace": ns, "package_cache": str(base / f"{name}-debs"),
+               "images": {"debian": {"releases": [SUITE], "architectures": [arch], "options": options,
+                                     "labels": {"org.baseforge.bench": f"{RUN}-{name}"}}}}
+        log(f"cold Debian cell, {name}")
+        took[name] = snakemake(clone(base / name, cfg, ns), f"build/engine/debian/{SUITE}/default/{arch}.json")
+    fast, slow, native = took["arm64"], took["arm64-qemu"], took["amd64"]
+    return [("amd64 cell, cold", native, "", "", ""),
+            ("arm64 cell, cold (chrootless)", fast, "<= 2 x amd64", fast <= 2 * native,
+             f"{fast / native:.2f} x amd64, {fast / slow:.2f} x qemu"),
+            ("arm64 cell, cold (qemu)", slow, "", "", f"{slow / native:.2f} x amd64")]
+
+
+def distroless(base: Path) -> list[tuple]:
+    """7. the distroless variants of config/config.yaml, cold: time, size in the engine and compressed."""
+    cfg = matrix(base / "distroless-debs", f"{NAMESPACE}-distroless", apps=False)
+    cfg["images"] = {"distroless": cfg["images"]["distroless"]}
+    work = clone(base / "distroless", cfg, f"{NAMESPACE}-distroless")
+    variants = [v["name"] for v in cfg["images"]["distroless"]["variants"]]
+    log("cold distroless variants")
+    took = snakemake(work, *[f"build/{step}/distroless/{SUITE}/{v}/amd64.{ext}" for v in variants
+                             for step, ext in (("engine", "json"), ("oci", "oci.tar"))])
+    rows: list[tuple] = [("distroless variants, cold", took, "", "", ", ".join(variants))]
+    for v in variants:
+        size = json.loads((work / f"build/engine/distroless/{SUITE}/{v}/amd64.json").read_text())["size"]
+        packed = (work / f"build/oci/distroless/{SUITE}/{v}/amd64.oci.tar").stat().st_size
+        target, met = ("<= Google's static-debian12 (~2 MiB)", size <= GOOGLE_STATIC) if v == "static" else ("", "")
+        rows.append((f"distroless {v} (MiB in the engine)", size / 2**20, target, met, f"compressed image {packed / 2**20:.2f} MiB"))
+    return rows
+
+
+def print_rows(rows: list[tuple]) -> int:
+    print(f"{'measurement':40} {'value':>8}  {'target':38} {'met':4} notes")
+    for name, value, target, ok, note in rows:
+        met = "" if ok == "" else ("yes" if ok else "NO")
+        print(f"{name:40} {value:8.1f}  {target:38} {met:4} {note}")
+    return 0
+
+
+def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, int], runs: dict[str, list[float]],
+           extra: list[tuple] = ()) -> int:
     """Print the table (a row per measurement: value, target, met) and the raw figures as JSON on stderr."""
     floor, deb, cell = results["floor"], results["debuerreotype"], results["cell"]
     spread = {k: " / ".join(f"{t:.1f}" for t in v) for k, v in runs.items()}
@@ -295,10 +356,7 @@ def report(results: dict[str, float], notes: dict[str, str], sizes: dict[str, in
             ("  from scratch, warm pkg cache", results["scratch_warm"], "", "",
              f"{results['scratch_warm'] / results['scratch_cold']:.2f} x cold; {notes['scratch_warm']}"),
         ]
-    print(f"{'measurement':40} {'value':>8}  {'target':38} {'met':4} notes")
-    for name, value, target, ok, note in rows:
-        met = "" if ok == "" else ("yes" if ok else "NO")
-        print(f"{name:40} {value:8.1f}  {target:38} {met:4} {note}")
+    print_rows([*rows, *extra])
     print(json.dumps({"seconds": results, "runs": runs, "bytes": sizes}), file=sys.stderr)
     return 0
 

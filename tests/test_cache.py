@@ -93,7 +93,8 @@ def test_mmdebstrap_is_given_the_package_cache_as_an_absolute_path(tmp_path, mon
     """The rule passes it relative to the work directory (so clones share cache entries); the job resolves it."""
     seen = {}
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("baseforge.bootstrap.mmdebstrap.run", lambda argv, env=None: seen.setdefault("argv", argv))
+    # mmdebstrap runs through chrootless.build (native here: the qemu-mode argv as is)
+    monkeypatch.setattr("baseforge.chrootless.run", lambda argv, env=None: seen.setdefault("argv", argv))
     monkeypatch.setattr("baseforge.bootstrap.mmdebstrap.pkgcache.merge", lambda incoming, cache: seen.setdefault("cache", cache))
     cell = CellSpec(image="debian", distro="debian", release="bookworm", variant="default", arch="amd64",
                     bootstrapper="mmdebstrap", sources=(Source("http://m.invalid/debian", "bookworm"),),

@@ -51,6 +51,13 @@ def changed_by(lib: Path, script: str, modules: tuple[str, ...]) -> set[str]:
                                            "pkgcache.py", "host.py", "run.py", "spec.py", "distro/busybox.py",
                                            "distro/debian.py", "mirror.py"},
      {"bootstrap/dnf.py", "bootstrap/apk.py", "distro/fedora.py", "pack.py", "engine.py", "config.py", "doctor.py"}),
+    # a distroless cell: its own bootstrapper module (and the download check it shares), not mmdebstrap's
+    ("bootstrap", ("distroless", "debian"), {"bootstrap/__init__.py", "bootstrap/distroless.py", "download.py",
+                                             "pkgcache.py", "host.py", "run.py", "spec.py", "distro/debian.py"},
+     {"bootstrap/mmdebstrap.py", "chrootless.py", "bootstrap/dnf.py", "pack.py", "config.py", "doctor.py"}),
+    # mmdebstrap builds foreign architectures through chrootless.py
+    ("bootstrap", ("mmdebstrap", "debian"), {"bootstrap/mmdebstrap.py", "chrootless.py", "host.py", "distro/debian.py"},
+     {"bootstrap/distroless.py", "download.py", "bootstrap/dnf.py", "config.py", "doctor.py"}),
     # the sbom's provenance reads epochs and presets (the hand-written list forgot both)
     ("sbom", ("mmdebstrap", "debian"), {"provenance.py", "manifest.py", "epoch.py", "distro/debian.py",
                                         "bootstrap/mmdebstrap.py"},

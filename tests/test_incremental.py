@@ -72,9 +72,14 @@ def test_nothing_to_do(workflow, work):
 def test_changing_an_app_rebuilds_that_app_and_its_smoke_test_only(workflow, work):
     with open(work / "apps/hello/hello.c", "a") as f:
         f.write("/* changed */\n")
-    assert jobs(workflow, work) == {
-        ("app_image", "build/apps/hello.oci.tar"), ("app_load", "build/engine/apps/hello.json"),
-        ("smoketest_app", "build/smoke/apps/hello.ok"), *END}
+    # the apps built from apps/hello: hello, and the same program on the distroless variants
+    import yaml
+
+    users = [a for a, spec in yaml.safe_load(CONFIG)["apps"].items() if spec.get("context") == "apps/hello"]
+    assert "hello" in users
+    assert jobs(workflow, work) == END | {
+        job for a in users for job in (("app_image", f"build/apps/{a}.oci.tar"), ("app_load", f"build/engine/apps/{a}.json"),
+                                       ("smoketest_app", f"build/smoke/apps/{a}.ok"))}
 
 
 def test_changing_an_apps_packages_rebuilds_that_app_only(workflow, work):
@@ -146,10 +151,13 @@ def test_changing_the_packing_code_rebuilds_the_tarballs_not_the_bootstraps(work
     rules = {r for r, _ in found}
     assert {o for r, o in found if r == "pack"} == {
         "build/rootfs/debian/bookworm/default/amd64/rootfs.tar", "build/rootfs/debian/bookworm/slim/amd64/rootfs.tar",
-        "build/rootfs/busybox/bookworm/default/amd64/rootfs.tar"}
+        "build/rootfs/busybox/bookworm/default/amd64/rootfs.tar", "build/rootfs/distroless/bookworm/static/amd64/rootfs.tar",
+        "build/rootfs/distroless/bookworm/base/amd64/rootfs.tar"}
     assert "bootstrap" not in rules
-    # hello is FROM scratch: not touched; greeter (packages on debian) is rebuilt on the repacked base
-    assert {o for r, o in found if r == "app_image"} == {"build/apps/greeter.oci.tar"}
+    # hello is FROM scratch: not touched; greeter (packages on debian) and the apps on the distroless variants
+    # are rebuilt on their repacked bases
+    assert {o for r, o in found if r == "app_image"} == {"build/apps/greeter.oci.tar", "build/apps/hello-static.oci.tar",
+                                                          "build/apps/hello-dynamic.oci.tar"}
     # the unchanged copy changes nothing
     (lib / "baseforge/pack.py").write_text((ROOT / "baseforge/pack.py").read_text())
     assert jobs(workflow, work, env) == set()

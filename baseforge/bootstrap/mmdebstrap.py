@@ -7,10 +7,10 @@ import os
 import shlex
 from pathlib import Path
 
-from .. import lockbuild, pkgcache
+from .. import chrootless, lockbuild, pkgcache
 from ..errors import BaseforgeError
 from ..host import subid_problem, user
-from ..run import output, run
+from ..run import output
 from ..secret import auth_conf, strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper, scratch_dir
@@ -129,8 +129,9 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
             Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
         netrc = auth_conf(cell.sources)
         auth = write_private(workdir.resolve() / "auth.conf", netrc) if netrc else None
-        run(self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None, auth=auth),
-            env=environment(cell))
+        argv = self.argv(cell, out_tar, incoming, parent=Path(parent).resolve() if parent else None, auth=auth)
+        # a foreign architecture: the host's dpkg where that gives the same bytes, else qemu (baseforge/chrootless.py)
+        chrootless.build(cell, argv, environment(cell), out_tar, layered=parent is not None)
         if cell.package_cache:
             pkgcache.merge(incoming, Path(cell.package_cache))
 
