@@ -233,7 +233,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
         locked = locks and workdir is not None and lockfile.all_locked(
             workdir, name, release, [v["name"] for v in variants], arches)
         epoch, epoch_source = _epoch(spec, config, preset, release, sources, None if locked else workdir)
-        for variant in variants:
+        for v, variant in enumerate(variants):
             # bashbrew's habit: latest is the first release's default variant, never a slim one
             tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and variant["name"] == "default")
             packages = tuple(spec.get("packages", [])) + tuple(variant.get("packages", []))

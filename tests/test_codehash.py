@@ -57,7 +57,7 @@ def changed_by(lib: Path, script: str, modules: tuple[str, ...]) -> set[str]:
      {"bootstrap/mmdebstrap.py", "chrootless.py", "bootstrap/dnf.py", "pack.py", "config.py", "doctor.py"}),
     # mmdebstrap builds foreign architectures through chrootless.py
     ("bootstrap", ("mmdebstrap", "debian"), {"bootstrap/mmdebstrap.py", "chrootless.py", "host.py", "distro/debian.py"},
-     {"bootstrap/distroless.py", "download.py", "bootstrap/dnf.py", "config.py", "doctor.py"}),
+     {"bootstrap/distroless.py", "bootstrap/dnf.py", "config.py", "doctor.py"}),
     # the sbom's provenance reads epochs and presets (the hand-written list forgot both)
     ("sbom", ("mmdebstrap", "debian"), {"provenance.py", "manifest.py", "epoch.py", "distro/debian.py",
                                         "bootstrap/mmdebstrap.py"},
