@@ -16,8 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro
-from .epoch import release_date
+from . import bootstrap, distro, preflight
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
 
@@ -159,8 +158,9 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
 
     def claim(tag: str, owner: str, where: str) -> None:
         if tag in tag_owner and tag_owner[tag] != owner:
+            app = next((o for o in (owner, tag_owner[tag]) if o.startswith("apps.")), None)
             raise BaseforgeError(f"config {where}: tag {tag} is given to both {tag_owner[tag]} and {owner}",
-                                 hint="rename one image, or change its aliases")
+                                 hint=f"change {app}.tags (or rename the app)" if app else "rename one image, or change its aliases")
         tag_owner[tag] = owner
 
     for name, spec in config["images"].items():
@@ -180,17 +180,27 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
             if preset.releases:
                 check_choice(release, list(preset.releases), f"{where}.releases[{i}]", f"release of {dname}")
         variants = _variants(spec, preset, where)
-        family = preset.image_family(spec.get("options", {}))
+        with preflight.naming(where):
+            family = preset.image_family(spec.get("options", {}))
+        preflight.check_packages(spec.get("packages", []), f"{where}.packages", family)
+        for v, variant in enumerate(variants):
+            preflight.check_packages(variant.get("packages", []), f"{where}.variants[{v}].packages", family)
+            preflight.check_bootstrap_variant(variant.get("bootstrap_variant", "minbase"), bootstrap.get(bname),
+                                              f"{where}.variants[{v}].bootstrap_variant")
         # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
         options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
                    "updates": spec.get("updates", True)}
         for r, release in enumerate(spec["releases"]):
-            sources = preset.sources(release, mirrors, options)
+            with preflight.naming(where):
+                sources = preset.sources(release, mirrors, options)
             epoch = spec.get("epoch", config.get("epoch", "release"))
             epoch_source = "config"
+            url = preset.release_file(release, sources)
+            # the suite must be on the mirror, with every architecture (its Release file, which has the date)
+            info = preflight.check_release(url, release, arches, where, workdir / ".baseforge/epochs.json",
+                                           need_date=epoch == "release") if url and resolve_epochs else None
             if epoch == "release":
-                url = preset.release_file(release, sources)
-                epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and resolve_epochs else 0
+                epoch = info["date"] if info else 0
                 epoch_source = f"Date of {url}" if url else "none (this distro has no Release file: 0)"
             for v, variant in enumerate(variants):
                 tags: list[str] = []
@@ -304,7 +314,7 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise BaseforgeError(f"{path} is not valid YAML: {err}") from None
+    """A config file, read strictly (:func:`baseforge.configfile.load`)."""
+    from .configfile import load as load_strict
+
+    return load_strict(path)

@@ -27,32 +27,58 @@ def run(
     input: bytes | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv``; log it; on failure raise BaseforgeError carrying command, exit code and stderr tail.
+    """Run ``argv``; log it; on failure raise :class:`~baseforge.faults.ToolError` with the tool's name,
+    exit code and its own last error lines (the command line is in the log only).
 
     ``env`` entries are added to the current environment. With ``capture`` stdout and stderr are
-    returned; otherwise they go to this process's stdout/stderr (the rule's log).
+    returned; otherwise stdout goes to this process's stdout (the rule's log) and stderr to its stderr
+    as well, keeping its tail for the error.
     """
+    from .faults import ToolError
+
     args = [os.fspath(a) for a in argv]
-    cmd = shlex.join(args)
-    log.info("$ %s", cmd)
+    log.info("$ %s", shlex.join(args))
     full_env = {**os.environ, **env} if env else None
     try:
-        proc = subprocess.run(
-            args,
-            env=full_env,
-            cwd=cwd,
-            input=input,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            check=False,
-        )
+        if capture:
+            proc = subprocess.run(args, env=full_env, cwd=cwd, input=input, capture_output=True, check=False)
+            stderr = proc.stderr or b""
+        else:
+            proc, stderr = _run_teeing_stderr(args, full_env, cwd, input)
     except FileNotFoundError:
         raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
-        tail = (proc.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]
-        detail = ("\n    " + "\n    ".join(tail)) if tail else ""
-        raise BaseforgeError(f'"{cmd}" returned non-zero exit code {proc.returncode}{detail}')
+        raise ToolError(Path(args[0]).name, proc.returncode, stderr.decode(errors="replace"))
     return proc
+
+
+def _run_teeing_stderr(args: list[str], env: Mapping[str, str] | None, cwd: Path | str | None,
+                       input: bytes | None) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run with stderr copied to ours (the rule's log) as it comes, and its last 64 KiB kept."""
+    import sys
+
+    tail = bytearray()
+    sys.stderr.flush()
+    with subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
+                          stderr=subprocess.PIPE) as popen:
+
+        def copy() -> None:
+            for chunk in iter(lambda: popen.stderr.read1(65536), b""):
+                os.write(2, chunk)
+                tail.extend(chunk)
+                del tail[:-65536]
+
+        reader = threading.Thread(target=copy, daemon=True)
+        reader.start()
+        if input is not None:
+            try:
+                popen.stdin.write(input)
+            except BrokenPipeError:
+                pass
+            popen.stdin.close()
+        returncode = popen.wait()
+        reader.join()
+    return subprocess.CompletedProcess(args, returncode), bytes(tail)
 
 
 def output(argv: Sequence[str | os.PathLike[str]], **kwargs) -> str:
@@ -80,26 +106,37 @@ def setup_logging(logfile: str | os.PathLike[str] | None = None) -> None:
 
 @contextlib.contextmanager
 def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake hands a script
-    """Wrap a rule's script: everything (our log and the tools' output) goes to the rule's log, and a
-    BaseforgeError becomes one message on the console and exit code 1."""
+    """Wrap a rule's script: everything (our log and the tools' output) goes to the rule's log, and any
+    failure becomes one ``baseforge:`` paragraph on the console (step, cell, the cause, what to do; see
+    :mod:`baseforge.faults`), a one-line record for the run's summary, and exit code 1. SIGTERM (Snakemake
+    cancelling the job) unwinds like an exception, so the job's scratch space is removed."""
+    import signal
     import sys
 
+    from . import faults
+
     console = os.dup(2)
-    if snakemake.log:
-        fd = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    logfile = snakemake.log[0] if snakemake.log else None
+    if logfile:
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
     setup_logging()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    cell = "/".join(str(v) for v in dict(snakemake.wildcards).values())
+    faults.forget(snakemake.rule, cell)
     try:
         with step(f"rule {snakemake.rule} {dict(snakemake.wildcards)}"):
             yield
-    except BaseforgeError as err:
-        log.error("%s", err)
-        logs = f" (log: {snakemake.log[0]})" if snakemake.log else ""
-        os.write(console, f"baseforge: {err}{logs}\n".encode())
+    except Exception as err:  # noqa: BLE001 - every failure gets its paragraph; the traceback goes to the log
+        log.error("%s", err, exc_info=not isinstance(err, BaseforgeError))
+        paths = [os.path.dirname(os.path.abspath(o)) for o in snakemake.output] + [os.environ.get("BASEFORGE_TMPDIR", "")]
+        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], logfile).encode())
+        with contextlib.suppress(OSError):
+            faults.record(snakemake.rule, cell, err)
         sys.exit(1)
 
 

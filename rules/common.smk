@@ -1,10 +1,19 @@
 # Config validation, the plan of the matrix, and the input functions every stage file uses.
 import re
 import sys
+import time
 from pathlib import Path
 
 from baseforge import config as bfconfig
+from baseforge import scratch as bfscratch
 from baseforge.errors import BaseforgeError
+
+# failures recorded from now on are this run's (the onerror summary); what a killed run left (its lock,
+# its scratch trees and mounts, its temporary files) is removed before anything else (baseforge.scratch)
+RUN_START = time.time()
+if workflow.is_main_process and not workflow.dryrun:
+    for note in bfscratch.recover(Path.cwd()):
+        sys.stderr.write(f"baseforge: {note}\n")
 
 try:
     PLAN = bfconfig.plan(config, Path.cwd())

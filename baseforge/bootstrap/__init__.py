@@ -24,6 +24,8 @@ class Bootstrapper:
     binaries: ClassVar[tuple[str, ...]] = ()
     #: can start from a parent bootstrap's tar and add packages to it (see ``bootstrap(parent=...)``)
     layers: ClassVar[bool] = False
+    #: the ``bootstrap_variant`` values it accepts (checked before any job); empty: it has none to check
+    variants: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
@@ -78,26 +80,32 @@ def scratch_dir(min_free: int = 2 << 30) -> str | None:
 def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None:
     """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing.
 
+    The plugin runs in a private mount namespace, with its work directory beside ``out_tar`` and its
+    scratch tree (``BASEFORGE_TMPDIR`` for the plugin) in a directory of :func:`scratch_dir` that carries
+    an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     import os
-    import shutil
     import tempfile
 
+    from .. import scratch
     from ..doctor import require_binfmt
     from ..run import step
 
     require_binfmt(cell.arch)
     out_tar = Path(out_tar)
-    out_tar.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".bootstrap-", dir=out_tar.parent))
-    try:
-        with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
-            tmp = workdir / "rootfs.tar"
-            plugin = get(cell.bootstrapper)
-            if parent is not None and plugin.layers:
-                plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
-            else:
-                plugin.bootstrap(cell, tmp, workdir)
-            os.replace(tmp, out_tar)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    scratch.private_mounts()
+    root = scratch_dir() or tempfile.gettempdir()
+    saved = os.environ.get("BASEFORGE_TMPDIR")
+    with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir:
+        os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
+        try:
+            with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
+                tmp = workdir / "rootfs.tar"
+                plugin = get(cell.bootstrapper)
+                if parent is not None and plugin.layers:
+                    plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
+                else:
+                    plugin.bootstrap(cell, tmp, workdir)
+                os.replace(tmp, out_tar)
+        finally:
+            os.environ.pop("BASEFORGE_TMPDIR") if saved is None else os.environ.update(BASEFORGE_TMPDIR=saved)

@@ -13,6 +13,7 @@ from . import Bootstrapper
 
 class Debootstrap(Bootstrapper, name="debootstrap"):
     binaries = ("debootstrap", "tar")
+    variants = ("minbase", "buildd", "fakechroot")  # debootstrap(8) --variant
 
     def argv(self, cell: CellSpec, target: Path) -> list[str]:
         main = cell.sources[0]

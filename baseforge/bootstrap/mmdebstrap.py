@@ -46,6 +46,8 @@ def environment(cell: CellSpec) -> dict[str, str]:
 
 class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
     binaries = ("mmdebstrap", "apt-get", "gpgv")
+    variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap",
+                "standard")  # mmdebstrap(1) --variant
 
     layers = True
 
