@@ -99,6 +99,8 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         raise BaseforgeError(f"config {where}: {error.message}", hint=f"allowed keys here: {', '.join(allowed)}")
+    if error.validator == "pattern" and re.search(r"\.packages\[\d+\]$", where):
+        raise BaseforgeError(f"config {where}: {error.instance!r} is not a package name", hint=preflight.PACKAGE_HINT)
     if error.validator == "pattern" and ("tags" in where or "aliases" in where):
         raise BaseforgeError(f"config {where}: {error.message}", hint="a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -")
     description = error.schema.get("description")

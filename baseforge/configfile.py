@@ -73,7 +73,8 @@ def load(path: Path | str) -> dict[str, Any]:
 
 def workflow_configfiles(given: Sequence[str | Path]) -> list[str]:
     """The files that make the config: those given with ``--configfile``, else the shipped default."""
-    return [str(p) for p in given] or [DEFAULT]
+    cwd = Path.cwd()
+    return [str(Path(p).relative_to(cwd)) if cwd in Path(p).parents else str(p) for p in given] or [DEFAULT]
 
 
 def check_files(paths: Iterable[str | Path]) -> None:

@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -127,6 +126,8 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
         hint, text = "this is a bug in baseforge: the traceback is in the log; please report it", str(err)
     if re.search(r"no space left on device|\[errno 28\]|disk quota exceeded", f"{text} {message}", re.IGNORECASE):
         where = [getattr(err, "filename", None)] if getattr(err, "filename", None) else []
+        # the tool's error lines name the path it could not write (dpkg, tar, apt do)
+        where += re.findall(r"(?<![\w.])(/[\w.+@-][^\s:'\"()]*)", "\n".join(error_lines(text)))
         free = space([*where, *paths])
         if free:
             message += "".join(f"\n    {line}" for line in free)
@@ -145,13 +146,12 @@ def paragraph(step: str, cell: str, err: BaseException, paths: Sequence[str] = (
 
 
 def one_line(step: str, cell: str, err: BaseException) -> str:
-    """The failure in one line: step, cell and the most telling line of the cause."""
+    """The failure in one line: step, cell and the most telling line of the cause (the first that says a
+    known cause, else the first of the tool's error lines)."""
     message, _, _ = describe(err)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    telling = lines[-1] if len(lines) > 1 else lines[0] if lines else type(err).__name__
-    head = lines[0].rstrip(":") if lines else ""
-    text = telling if telling == head else f"{head}: {telling}"
-    return f"{step} {cell}: {text}".replace("  ", " ")
+    head, *rest = [line.strip() for line in message.splitlines() if line.strip()] or [type(err).__name__]
+    telling = next((x for x in rest if any(p.search(x) for p, _ in CAUSES)), rest[0] if rest else "")
+    return f"{step} {cell}: {head.rstrip(':')}{': ' + telling if telling else ''}".replace("  ", " ")
 
 
 def record_path(step: str, cell: str, root: Path = FAILURES) -> Path:
@@ -178,7 +178,3 @@ def summary(since: float, root: Path = FAILURES) -> str:
     if not lines:
         return ""
     return f"baseforge: {len(lines)} job{'s' if len(lines) > 1 else ''} failed:\n" + "".join(f"  - {x}\n" for x in lines)
-
-
-def now() -> float:
-    return time.time()

@@ -27,6 +27,9 @@ log = logging.getLogger("baseforge")
 DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?([=/][A-Za-z0-9.+~:_-]+)?$")
 #: rpm and apk names (and version constraints): printable, no spaces, nothing a shell would act on
 OTHER_PACKAGE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:~^@/=<>-]*$")
+PACKAGE_HINT = ("one package per list item; a name has lowercase letters, digits, + - . (Debian policy), "
+                "optionally :arch, =version or /suite")
+OTHER_PACKAGE_HINT = "one package per list item; a name has letters, digits and _ . + : ~ ^ @ / = < > -, no spaces"
 
 
 @contextlib.contextmanager
@@ -44,10 +47,8 @@ def check_packages(packages: Sequence[str], where: str, family: str) -> None:
     syntax = DEBIAN_PACKAGE if family == "debian" else OTHER_PACKAGE
     for i, name in enumerate(packages):
         if not syntax.match(str(name)):
-            allowed = ("lowercase letters, digits, + - . (Debian policy), optionally :arch, =version or /suite"
-                       if family == "debian" else "letters, digits and _ . + : ~ ^ @ / = < > -, no spaces")
             raise BaseforgeError(f"config {where}[{i}]: {name!r} is not a package name",
-                                 hint=f"one package per list item; a name has {allowed}")
+                                 hint=PACKAGE_HINT if family == "debian" else OTHER_PACKAGE_HINT)
 
 
 def check_bootstrap_variant(name: str, bootstrapper: Any, where: str) -> None:

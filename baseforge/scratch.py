@@ -169,13 +169,15 @@ def stale_scratch(roots: list[Path], build: Path, build_idle: bool) -> list[Path
             marker = tree / MARKER
             if (build_idle and not marker.exists()) or (marker.exists() and not owner_alive(marker)):
                 out.append(tree)
-        if build_idle:
-            out += [f for f in build.rglob(".*.tmp") if f.is_file() or f.is_symlink()]
+    if build_idle:  # atomic writes' temporary files (baseforge.run.atomic_file) of the build and its summary
+        for outputs in (build, build.parent / "results"):
+            out += [f for f in outputs.rglob(".*.tmp") if f.is_file() or f.is_symlink()] if outputs.is_dir() else []
     return out
 
 
-def recover(workdir: Path = Path(".")) -> list[str]:
-    """Remove what a killed run left (see the module docstring); one line per kind of thing, for the console."""
+def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[str]:
+    """Remove what a killed run left (see the module docstring) in ``workdir`` and the scratch ``roots``
+    (default :func:`scratch_roots`); one line per kind of thing, for the console."""
     others = other_snakemakes(workdir)
     locks = workdir / ".snakemake" / "locks"
     notes = []
@@ -186,11 +188,11 @@ def recover(workdir: Path = Path(".")) -> list[str]:
     elif locks.is_dir() and any(locks.iterdir()):
         shutil.rmtree(locks, ignore_errors=True)
         notes.append("removed Snakemake's lock (.snakemake/locks) that a killed run left")
-    stale = stale_scratch(scratch_roots(), workdir / "build", build_idle=not others)
+    stale = stale_scratch(scratch_roots() if roots is None else roots, workdir / "build", build_idle=not others)
     failed = [why for why in map(remove_tree, stale) if why]
     removed = len(stale) - len(failed)
     if removed:
-        shown = ", ".join(str(p) for p in stale[:3]) + (", …" if len(stale) > 3 else "")
+        shown = ", ".join(os.path.relpath(p, workdir) if workdir.resolve() in p.parents else str(p) for p in stale[:3]) + (", …" if len(stale) > 3 else "")
         notes.append(f"removed {removed} scratch tree{'s' if removed > 1 else ''} a killed job left ({shown})")
     notes += [f"left scratch of a killed job: {why}" for why in failed]
     return notes
