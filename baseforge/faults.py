@@ -91,8 +91,18 @@ def space(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             continue
         if dev not in seen:
             seen.add(dev)
-            out.append(f"{path}: {human(usage.free)} free of {human(usage.total)}")
+            mount = mount_point(path)
+            where = f" (file system mounted at {mount})" if mount != path else ""
+            out.append(f"{path}: {human(usage.free)} free of {human(usage.total)}{where}")
     return out
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system ``path`` is on (the highest ancestor on the same device)."""
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
 
 
 def is_engine_error(err: BaseException) -> bool:
