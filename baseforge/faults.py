@@ -25,6 +25,8 @@ ERROR_LINE = re.compile(
     r"no space left|unable to|cannot|can't|could not|couldn't|timed out|no such|invalid|not permitted|"
     r"unauthorized|forbidden|bad signature|NO_PUBKEY|expired)\b", re.IGNORECASE)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: logrus lines (skopeo, docker): time="…" level=fatal msg="what went wrong"
+LOGFMT = re.compile(r'^time="[^"]*" level=\w+ msg="((?:[^"\\]|\\.)*)"$')
 
 #: (what the output says, what to do): the first cause that matches gives the hint
 CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE), h) for p, h in (
@@ -59,8 +61,11 @@ class ToolError(BaseforgeError):
 
 def error_lines(text: str, limit: int = 5) -> list[str]:
     """The last ``limit`` distinct error-looking lines of ``text`` (else its last non-empty lines)."""
-    lines = [ANSI.sub("", line).strip() for line in text.replace("\r", "\n").splitlines()]
-    lines = [line[:300] for line in lines if line]
+    lines = [LOGFMT.sub(lambda m: m.group(1).replace('\\"', '"'), ANSI.sub("", line).strip())
+             for line in text.replace("\r", "\n").splitlines()]
+    # Go tools chain their errors ("copying: pinging registry: dial tcp …: connection refused"): the end
+    # is the cause
+    lines = [line if len(line) <= 300 else "…" + line[-300:] for line in lines if line]
     picked = [line for line in lines if ERROR_LINE.search(line)] or lines[-3:]
     return list(dict.fromkeys(reversed(picked)))[:limit][::-1]
 

@@ -36,7 +36,8 @@ def run(
     """
     from .faults import ToolError
 
-    args = [os.fspath(a) for a in argv]
+    tool = Path(os.fspath(argv[0])).name
+    args = [*_prefix, *(os.fspath(a) for a in argv)]
     log.info("$ %s", shlex.join(args))
     full_env = {**os.environ, **env} if env else None
     try:
@@ -48,8 +49,23 @@ def run(
     except FileNotFoundError:
         raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
-        raise ToolError(Path(args[0]).name, proc.returncode, stderr.decode(errors="replace"))
+        raise ToolError(tool, proc.returncode, stderr.decode(errors="replace"))
     return proc
+
+
+#: argv put before every command :func:`run` starts inside :func:`prefixed`
+_prefix: list[str] = []
+
+
+@contextlib.contextmanager
+def prefixed(prefix: Sequence[str]) -> Iterator[None]:
+    """Run every command of the block under ``prefix`` (e.g. ``unshare --mount --``: its own mount namespace)."""
+    global _prefix
+    saved, _prefix = _prefix, [*_prefix, *prefix]
+    try:
+        yield
+    finally:
+        _prefix = saved
 
 
 def _run_teeing_stderr(args: list[str], env: Mapping[str, str] | None, cwd: Path | str | None,

@@ -12,9 +12,7 @@ unmounted first (deepest mount first), deleted without crossing into another fil
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
-import logging
 import os
 import shutil
 import socket
@@ -23,7 +21,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-log = logging.getLogger("baseforge")
 
 MARKER = ".baseforge-owner"
 #: trees mmdebstrap makes in its TMPDIR (the legacy kind, without our marker)
@@ -198,18 +195,10 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
     return notes
 
 
-def private_mounts() -> bool:
-    """Put this process (and so every tool it starts) into its own mount namespace with private propagation:
-    what the bootstrapper mounts in its tree is dropped by the kernel when its processes end, however they
-    end. Root only (a rootless mmdebstrap makes its own namespaces); False when it could not."""
-    if os.geteuid() != 0:
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    clone_newns, ms_rec, ms_private = 0x00020000, 0x4000, 0x40000
-    if libc.unshare(clone_newns) != 0:
-        log.warning("no private mount namespace for the bootstrap: %s", os.strerror(ctypes.get_errno()))
-        return False
-    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
-        log.warning("cannot make the mounts private: %s", os.strerror(ctypes.get_errno()))
-        return False
-    return True
+def private_mounts() -> list[str]:
+    """The argv prefix that runs a command in its own mount namespace with private propagation, so what a
+    bootstrapper mounts in its tree (proc, sys, dev, a bind of /dev/shm) is dropped by the kernel when the
+    command ends, however it ends. Root only (a rootless mmdebstrap makes its own namespaces)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return []
+    return ["unshare", "--mount", "--propagation", "private", "--"]

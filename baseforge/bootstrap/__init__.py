@@ -80,7 +80,7 @@ def scratch_dir(min_free: int = 2 << 30) -> str | None:
 def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None:
     """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing.
 
-    The plugin runs in a private mount namespace, with its work directory beside ``out_tar`` and its
+    The plugin's commands run in private mount namespaces, with its work directory beside ``out_tar`` and its
     scratch tree (``BASEFORGE_TMPDIR`` for the plugin) in a directory of :func:`scratch_dir` that carries
     an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
@@ -89,14 +89,14 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
 
     from .. import scratch
     from ..doctor import require_binfmt
-    from ..run import step
+    from ..run import prefixed, step
 
     require_binfmt(cell.arch)
     out_tar = Path(out_tar)
-    scratch.private_mounts()
     root = scratch_dir() or tempfile.gettempdir()
     saved = os.environ.get("BASEFORGE_TMPDIR")
-    with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir:
+    with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir, \
+            prefixed(scratch.private_mounts()):
         os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
         try:
             with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
