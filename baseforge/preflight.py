@@ -74,7 +74,7 @@ def check_release(url: str, release: str, arches: Sequence[str], where: str, cac
     except BaseforgeError as err:
         if need_date:
             raise BaseforgeError(f"config {where}.epoch: {err.message}", hint=err.hint) from None
-        log.warning("%s", err)
+        log.warning("baseforge: %s (the suite and its architectures are not checked)", err.message)
         return None
     served = info.get("architectures")
     for i, arch in enumerate(arches):

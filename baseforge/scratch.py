@@ -96,13 +96,13 @@ def remove_tree(path: Path | str) -> str | None:
     return None
 
 
-def processes() -> Iterator[tuple[int, str, Path | None]]:
-    """(pid, command line, cwd) of every process we can see."""
+def processes() -> Iterator[tuple[int, list[str], Path | None]]:
+    """(pid, argv, cwd) of every process we can see."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             cwd = Path(os.readlink(entry / "cwd"))
         except OSError:
             continue
@@ -124,7 +124,14 @@ def other_snakemakes(workdir: Path) -> list[int]:
     """Live processes other than us that work for a Snakemake run in ``workdir`` (the run itself, or a job
     script of a killed run that still goes on)."""
     workdir, mine = workdir.resolve(), ancestors()
-    return sorted(pid for pid, cmd, cwd in processes() if pid not in mine and cwd == workdir and "snakemake" in cmd)
+    return sorted(pid for pid, argv, cwd in processes() if pid not in mine and cwd == workdir and is_snakemake(argv))
+
+
+def is_snakemake(argv: list[str]) -> bool:
+    """``snakemake …``, ``python3 …/snakemake …``, ``python3 -m snakemake …``, or a job script it runs
+    (``python3 …/.snakemake/scripts/tmp….py``)."""
+    names = [os.path.basename(a) for a in argv[:3]]
+    return any(n.startswith("snakemake") for n in names) or any("/.snakemake/scripts/" in f"/{a}" for a in argv)
 
 
 def in_use(tree: Path) -> bool:

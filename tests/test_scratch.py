@@ -80,7 +80,12 @@ def test_a_stale_snakemake_lock_is_removed_a_live_ones_kept(tmp_path):
     locks = tmp_path / ".snakemake/locks"
     locks.mkdir(parents=True)
     (locks / "0.output.lock").write_text("build/x\n")
-    run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake", "--cores", "4"], cwd=tmp_path)
+    program = tmp_path / "bin/snakemake"  # as `snakemake` runs: python3 /usr/local/bin/snakemake --cores 4
+    program.parent.mkdir()
+    program.write_text("import time\ntime.sleep(60)\n")
+    (tmp_path / "notes.txt").write_text(".snakemake/log")
+    reader = subprocess.Popen(["tail", "-f", "notes.txt", ".snakemake/locks/0.output.lock"], cwd=tmp_path)  # not one
+    run = subprocess.Popen([sys.executable, str(program), "--cores", "4"], cwd=tmp_path)
     try:
         notes = scratch.recover(tmp_path, roots=[])
         assert (locks / "0.output.lock").exists()
@@ -88,7 +93,11 @@ def test_a_stale_snakemake_lock_is_removed_a_live_ones_kept(tmp_path):
     finally:
         run.kill()
         run.wait()
-    notes = scratch.recover(tmp_path, roots=[])
+    try:
+        notes = scratch.recover(tmp_path, roots=[])
+    finally:
+        reader.kill()
+        reader.wait()
     assert not locks.exists() and any("removed Snakemake's lock" in n for n in notes), notes
 
 
