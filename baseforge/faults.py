@@ -125,10 +125,14 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
     elif is_engine_error(err):
         from .engine import host
 
-        message = f"the Docker Engine at {host()} stopped answering: {type(err).__name__}: {err}"
-        hint = "check that dockerd runs (`tools/engine start` starts baseforge's private one), then run the same command again"
-        text = str(err)
-        hint = cause_hint(text) if cause_hint(text) and "no space" in text.lower() else hint
+        text = str(getattr(err, "explanation", None) or err)
+        if hasattr(err, "explanation"):  # docker.errors.APIError: the engine answered, with an error
+            message = f"the Docker Engine at {host()} refused: {text}"
+            hint = cause_hint(text) or "the engine's own log says more (dockerd's stderr, or journalctl -u docker)"
+        else:  # the connection broke: the engine died or went away mid-request
+            message = f"the Docker Engine at {host()} stopped answering: {type(err).__name__}: {text}"
+            hint = ("check that dockerd runs (`tools/engine start` starts baseforge's private one), "
+                    "then run the same command again")
     elif isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
         message = f"{err.strerror or err}{where}"
@@ -142,7 +146,8 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
     if re.search(r"no space left on device|\[errno 28\]|disk quota exceeded", f"{text} {message}", re.IGNORECASE):
         where = [getattr(err, "filename", None)] if getattr(err, "filename", None) else []
         # the tool's error lines name the path it could not write (dpkg, tar, apt do)
-        where += re.findall(r"(?<![\w.])(/[\w.+@-][^\s:'\"()]*)", "\n".join(error_lines(text)))
+        # (not the engine's: they are paths on the engine's host, in its data root)
+        where += [] if is_engine_error(err) else re.findall(r"(?<![\w.])(/[\w.+@-][^\s:'\"()]*)", "\n".join(error_lines(text)))
         free = space([*where, *paths])
         if free:
             message += "".join(f"\n    {line}" for line in free)
@@ -152,7 +157,7 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
 def paragraph(step: str, cell: str, err: BaseException, paths: Sequence[str] = (), log: str | None = None) -> str:
     """The console paragraph for a failed job."""
     message, hint, _ = describe(err, paths)
-    out = f"baseforge: {step} {cell} failed: {message}".replace(f"{step}  failed", f"{step} failed")
+    out = f"baseforge: {' '.join(filter(None, (step, cell)))} failed: {message}"
     if hint:
         out += f"\n  hint: {hint}"
     if log:
@@ -166,7 +171,7 @@ def one_line(step: str, cell: str, err: BaseException) -> str:
     message, _, _ = describe(err)
     head, *rest = [line.strip() for line in message.splitlines() if line.strip()] or [type(err).__name__]
     telling = next((x for x in rest if any(p.search(x) for p, _ in CAUSES)), rest[0] if rest else "")
-    return f"{step} {cell}: {head.rstrip(':')}{': ' + telling if telling else ''}".replace("  ", " ")
+    return f"{' '.join(filter(None, (step, cell)))}: {head.rstrip(':')}{': ' + telling if telling else ''}"
 
 
 def record_path(step: str, cell: str, root: Path = FAILURES) -> Path:
