@@ -156,3 +156,19 @@ def test_owned_dir_carries_a_marker_and_is_removed_after_the_block(tmp_path):
         assert marker["pid"] == os.getpid() and scratch.owner_alive(path / scratch.MARKER)
         assert (path.stat().st_mode & 0o777) == 0o755
     assert not path.exists()
+
+
+@root_only
+def test_what_a_bootstrap_command_mounts_goes_with_it_even_when_it_is_killed(tmp_path):
+    from baseforge.faults import ToolError
+    from baseforge.run import prefixed, run
+
+    target = tmp_path / "tree/proc"
+    target.mkdir(parents=True)
+    # mounts proc in the tree (as mmdebstrap does in root mode), shows it is there, then dies by SIGKILL
+    script = f"mount -t proc proc {target} && grep -c ' {target} ' /proc/self/mounts > {tmp_path}/seen && kill -KILL $$"
+    with prefixed(scratch.private_mounts()), pytest.raises(ToolError) as exc:
+        run(["sh", "-c", script], capture=True)
+    assert exc.value.returncode == -9 and (tmp_path / "seen").read_text() == "1\n"
+    assert str(target) not in Path("/proc/self/mounts").read_text()
+    assert not any(target.iterdir())  # nothing mounted there for us, and nothing left to unmount
