@@ -234,33 +234,59 @@ def marked_trees(root: Path) -> set[Path]:
     return {p for p in root.glob("baseforge-*") if (p / MARKER).exists()}
 
 
-@pytest.mark.e2e
-def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path, workflow, engine):
-    clean = make(workflow, tmp_path / "clean", config())
-    workflow.run(clean)
-    work = make(workflow, tmp_path / "killed", config())
-    root = Path(scratch_dir() or tempfile.gettempdir())
-    log = work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log"
+@pytest.fixture(scope="module")
+def clean_build(tmp_path_factory, engine, workflow):
+    """The busybox cell built once without faults: what every recovered run must equal."""
+    work = workflow.make(tmp_path_factory.mktemp("clean"), config())
+    workflow.run(work)
+    return images(work)
+
+
+def images(work: Path) -> dict[str, tuple[str, str]]:
+    return {i["tags"][0]: (i["image_id"], i["rootfs_sha256"]) for i in json.loads((work / "results/images.json").read_text())}
+
+
+def kill_when(work: Path, log: Path, needle: str) -> bool:
+    """Start the README's command in ``work``, SIGKILL its whole process group once ``log`` shows
+    ``needle``; whether the run was still going when it was killed."""
     proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    try:  # (the log shows the command when mmdebstrap starts; in a private mount namespace, as root)
-        while proc.poll() is None and not (log.exists() and "mmdebstrap --mode=" in log.read_text()):
-            threading.Event().wait(0.05)
-        assert proc.poll() is None, "the run ended before its bootstrap started"
+    try:
+        while proc.poll() is None and not (log.exists() and needle in log.read_text()):
+            threading.Event().wait(0.02)
+        return proc.poll() is None
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.e2e
+def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path, workflow, clean_build):
+    work = make(workflow, tmp_path / "killed", config())
+    root = Path(scratch_dir() or tempfile.gettempdir())
+    # the log shows the command when mmdebstrap starts (in its private mount namespace, as root)
+    assert kill_when(work, work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log", "mmdebstrap --mode="), \
+        "the run ended before its bootstrap started"
     killed = {p for p in marked_trees(root) if not owner_alive(p / MARKER)}
-    assert list((work / ".snakemake/locks").iterdir()), "the killed run left no lock: the kill came too late"
-    assert list((work / "build").rglob(".bootstrap-*"))
+    assert list((work / ".snakemake/locks").iterdir()) and list((work / "build").rglob(".bootstrap-*"))
     out = workflow.run(work)  # the README's command, as is
     assert "removed Snakemake's lock" in out.stderr
-    for name in ("images.json",):
-        ours = {i["tags"][0]: (i["image_id"], i["rootfs_sha256"]) for i in json.loads((work / "results" / name).read_text())}
-        theirs = {i["tags"][0]: (i["image_id"], i["rootfs_sha256"]) for i in json.loads((clean / "results" / name).read_text())}
-        assert ours == theirs
+    assert images(work) == clean_build
     assert not leftovers(work)
     assert not any(p.exists() for p in killed)
     mounts = Path("/proc/self/mounts").read_text()
     assert not any(str(p) in mounts for p in killed)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("rule, log", [("pack", "pack/busybox/bookworm/default/amd64.log"),
+                                       ("image", "image/busybox/bookworm/default/amd64.log"),
+                                       ("load", "load/busybox/bookworm/default/amd64.log")])
+def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, workflow, clean_build, rule, log):
+    work = make(workflow, tmp_path / "killed", config())
+    workflow.run(work, RAW)  # the bootstrap is done; kill the run as soon as the step has started
+    kill_when(work, work / "logs" / log, f"▶ rule {rule} ")
+    workflow.run(work)
+    assert images(work) == clean_build
+    assert not leftovers(work)
