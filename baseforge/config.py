@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import bootstrap, distro, preflight
+from . import bootstrap, configfile, distro, preflight
 from .errors import BaseforgeError
 from .spec import CellSpec, ImageMeta
 
@@ -317,6 +317,4 @@ def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespac
 
 def load(path: Path) -> dict[str, Any]:
     """A config file, read strictly (:func:`baseforge.configfile.load`)."""
-    from .configfile import load as load_strict
-
-    return load_strict(path)
+    return configfile.load(path)
