@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ import pytest
 from baseforge import scratch
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
+
+
+def started(proc: subprocess.Popen, needle: str) -> subprocess.Popen:
+    """``proc`` once it runs its program (between fork and exec, it still looks like this test)."""
+    while needle not in Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace"):
+        threading.Event().wait(0.01)
+    return proc
 
 
 def dead_pid() -> int:
@@ -31,7 +39,7 @@ def tree(parent: Path, name: str, pid: int, start: int | None, host: str | None 
 
 
 def test_a_dead_owners_tree_goes_a_live_owners_stays(tmp_path):
-    live = subprocess.Popen(["sleep", "60"])
+    live = started(subprocess.Popen(["sleep", "60"]), "sleep")
     try:
         dead = tree(tmp_path, "baseforge-dead", dead_pid(), 1)
         alive = tree(tmp_path, "baseforge-alive", live.pid, scratch.start_time(live.pid))
@@ -63,8 +71,8 @@ def test_build_scratch_and_temporary_files_go_only_when_no_snakemake_works_here(
     summary_tmp = tmp_path / "results/.images.tsv.abc.tmp"
     summary_tmp.write_text("half")
     # a job script of a run that still goes on (what Snakemake runs: python .snakemake/scripts/tmp….py)
-    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", ".snakemake/scripts/tmp1.bootstrap.py"],
-                           cwd=tmp_path)
+    job = started(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", ".snakemake/scripts/tmp1.bootstrap.py"],
+                                   cwd=tmp_path), ".snakemake/scripts")
     try:
         scratch.recover(tmp_path, roots=[])
         assert legacy.exists() and partial.exists() and summary_tmp.exists()
@@ -84,8 +92,9 @@ def test_a_stale_snakemake_lock_is_removed_a_live_ones_kept(tmp_path):
     program.parent.mkdir()
     program.write_text("import time\ntime.sleep(60)\n")
     (tmp_path / "notes.txt").write_text(".snakemake/log")
-    reader = subprocess.Popen(["tail", "-f", "notes.txt", ".snakemake/locks/0.output.lock"], cwd=tmp_path)  # not one
-    run = subprocess.Popen([sys.executable, str(program), "--cores", "4"], cwd=tmp_path)
+    reader = started(subprocess.Popen(["tail", "-f", "notes.txt", ".snakemake/locks/0.output.lock"], cwd=tmp_path),
+                     "notes.txt")  # not one
+    run = started(subprocess.Popen([sys.executable, str(program), "--cores", "4"], cwd=tmp_path), str(program))
     try:
         notes = scratch.recover(tmp_path, roots=[])
         assert (locks / "0.output.lock").exists()
