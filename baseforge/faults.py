@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ FAILURES = Path(".baseforge/failures")
 ERROR_LINE = re.compile(
     r"^(E|F|Error|ERROR|FATAL|fatal|error)\b[:!]|\b(error|failed|failure|refused|unreachable|denied|not found|"
     r"no space left|unable to|cannot|can't|could not|couldn't|timed out|no such|invalid|not permitted|"
-    r"unauthorized|forbidden|bad signature|NO_PUBKEY|expired)\b", re.IGNORECASE)
+    r"unauthorized|forbidden|bad signature|NO_PUBKEY|expired|no match)\b", re.IGNORECASE)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: logrus lines (skopeo, docker): time="…" level=fatal msg="what went wrong"
 LOGFMT = re.compile(r'^time="[^"]*" level=\w+ msg="((?:[^"\\]|\\.)*)"$')
@@ -118,6 +119,11 @@ def is_engine_error(err: BaseException) -> bool:
 def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -> tuple[str, str | None, str]:
     """(what failed, what to do, the text the cause was read from) for any exception a job ends with.
     ``paths``: where the job writes (for the free space when a file system is full)."""
+    if isinstance(err, subprocess.CalledProcessError):  # a plugin that ran a tool itself
+        cmd = err.cmd if isinstance(err.cmd, (list, tuple)) else str(err.cmd).split()
+        output = err.stderr or err.output or b""
+        err = ToolError(os.path.basename(str(cmd[0])) if cmd else "a command", err.returncode,
+                        output.decode(errors="replace") if isinstance(output, bytes) else output)
     if isinstance(err, ToolError):
         message, hint, text = err.message, err.hint, err.output
     elif isinstance(err, BaseforgeError):

@@ -86,6 +86,15 @@ def test_a_failing_tool_shows_its_own_error_lines_and_not_its_command_line(capfd
     assert "Get:1 progress" in capfd.readouterr().err  # the tool's whole output still reaches the job's log
 
 
+def test_a_plugin_running_a_tool_itself_gets_the_same_paragraph():
+    err = subprocess.CalledProcessError(2, ["/usr/bin/dnf", "--installroot=/x", "install", "nosuch"], output=b"",
+                                        stderr=b"Last metadata expiration check\nNo match for argument: nosuch\nError: Unable to find a match: nosuch\n")
+    text = faults.paragraph("bootstrap", "rocky/9/amd64/minbase", err)
+    assert text.startswith("baseforge: bootstrap rocky/9/amd64/minbase failed: dnf exited with code 2:\n"
+                           "    No match for argument: nosuch\n    Error: Unable to find a match: nosuch\n  hint: a package name")
+    assert "--installroot" not in text
+
+
 def test_a_full_file_system_says_where_and_what_is_free(tmp_path):
     err = OSError(28, "No space left on device", str(tmp_path / "build/rootfs.tar"))
     text = faults.paragraph("pack", "debian/bookworm/default/amd64", err, [], "logs/pack.log")
