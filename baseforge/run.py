@@ -42,10 +42,11 @@ def run(
     full_env = {**os.environ, **env} if env else None
     try:
         if capture:
-            proc = subprocess.run(args, env=full_env, cwd=cwd, input=input, capture_output=True, check=False)
+            proc = subprocess.run(args, env=full_env, cwd=cwd, input=input, capture_output=True, check=False,
+                                  process_group=0 if _own_group else None)
             stderr = proc.stderr or b""
         else:
-            proc, stderr = _run_teeing_stderr(args, full_env, cwd, input)
+            proc, stderr = _run_teeing_stderr(args, full_env, cwd, input, _own_group)
     except FileNotFoundError:
         raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
@@ -53,30 +54,37 @@ def run(
     return proc
 
 
-#: argv put before every command :func:`run` starts inside :func:`prefixed`
+#: argv put before every command :func:`run` starts inside :func:`prefixed`, and whether it gets its own
+#: process group
 _prefix: list[str] = []
+_own_group = False
 
 
 @contextlib.contextmanager
-def prefixed(prefix: Sequence[str]) -> Iterator[None]:
-    """Run every command of the block under ``prefix`` (e.g. ``unshare --mount --``: its own mount namespace)."""
-    global _prefix
-    saved, _prefix = _prefix, [*_prefix, *prefix]
+def prefixed(prefix: Sequence[str], own_group: bool = False) -> Iterator[None]:
+    """Run every command of the block under ``prefix`` (e.g. ``unshare --mount --``: its own mount namespace),
+    with ``own_group`` each in its own process group (a tool that signals its whole group, as mmdebstrap
+    does when writing its tarball fails, then does not take Snakemake down with it)."""
+    global _prefix, _own_group
+    saved = _prefix, _own_group
+    _prefix, _own_group = [*_prefix, *prefix], own_group or _own_group
     try:
         yield
     finally:
-        _prefix = saved
+        _prefix, _own_group = saved
 
 
 def _run_teeing_stderr(args: list[str], env: Mapping[str, str] | None, cwd: Path | str | None,
-                       input: bytes | None) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
-    """Run with stderr copied to ours (the rule's log) as it comes, and its last 64 KiB kept."""
+                       input: bytes | None, own_group: bool = False) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run with stderr copied to ours (the rule's log) as it comes, and its last 64 KiB kept. With
+    ``own_group`` the command gets its own process group, stopped (SIGTERM) when we are interrupted."""
+    import signal
     import sys
 
     tail = bytearray()
     sys.stderr.flush()
     with subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
-                          stderr=subprocess.PIPE) as popen:
+                          stderr=subprocess.PIPE, process_group=0 if own_group else None) as popen:
 
         def copy() -> None:
             for chunk in iter(lambda: popen.stderr.read1(65536), b""):
@@ -92,7 +100,13 @@ def _run_teeing_stderr(args: list[str], env: Mapping[str, str] | None, cwd: Path
             except BrokenPipeError:
                 pass
             popen.stdin.close()
-        returncode = popen.wait()
+        try:
+            returncode = popen.wait()
+        except BaseException:  # Ctrl-C, or SIGTERM from Snakemake: the command stops with us
+            if own_group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGTERM)
+            raise
         reader.join()
     return subprocess.CompletedProcess(args, returncode), bytes(tail)
 

@@ -202,10 +202,12 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
     return notes
 
 
-def private_mounts() -> list[str]:
-    """The argv prefix that runs a command in its own mount namespace with private propagation, so what a
-    bootstrapper mounts in its tree (proc, sys, dev, a bind of /dev/shm) is dropped by the kernel when the
-    command ends, however it ends. Root only (a rootless mmdebstrap makes its own namespaces)."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return []
-    return ["unshare", "--mount", "--propagation", "private", "--"]
+def isolation() -> list[str]:
+    """The argv prefix for a bootstrapper's commands: killed with the job (``setpriv --pdeathsig KILL``: a
+    command in its own process group does not get the job's signals), and as root in its own mount
+    namespace with private propagation, so what it mounts in its tree (proc, sys, dev, a bind of /dev/shm)
+    is dropped by the kernel when it ends, however it ends (a rootless mmdebstrap makes its own namespaces)."""
+    prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        prefix += ["unshare", "--mount", "--propagation", "private", "--"]
+    return prefix

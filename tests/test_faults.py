@@ -165,6 +165,20 @@ def test_a_full_scratch_file_system_is_named_with_what_is_free(tmp_path, workflo
 
 @pytest.mark.e2e
 @root_only
+def test_a_full_build_file_system_during_the_bootstrap_is_named(tmp_path, workflow, tmpfs):
+    # (mmdebstrap then sends SIGHUP to its whole process group: it must not be Snakemake's)
+    work = make(workflow, tmp_path / "w", config(epoch="1700000000"))
+    build = tmpfs("1m", work / "build")
+    proc = workflow.run(work, RAW, check=False, env={"BASEFORGE_TMPDIR": str(tmp_path / "scratch")})
+    assert_named(proc, f"bootstrap {CELL} failed: mmdebstrap exited with code", "no space left on device",
+                 f"free of 1.0 MiB (file system mounted at {build})")
+    assert not leftovers(work, ours=(build,)) and not list((tmp_path / "scratch").iterdir())
+    locks = work / ".snakemake/locks"
+    assert not (locks.is_dir() and list(locks.iterdir()))  # Snakemake ended as it should, not by a signal
+
+
+@pytest.mark.e2e
+@root_only
 def test_a_full_build_file_system_during_pack_is_named(tmp_path, workflow, tmpfs):
     work = make(workflow, tmp_path / "w", config(epoch="1700000000"))
     workflow.run(work, RAW)

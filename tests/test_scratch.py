@@ -176,7 +176,7 @@ def test_what_a_bootstrap_command_mounts_goes_with_it_even_when_it_is_killed(tmp
     target.mkdir(parents=True)
     # mounts proc in the tree (as mmdebstrap does in root mode), shows it is there, then dies by SIGKILL
     script = f"mount -t proc proc {target} && grep -c ' {target} ' /proc/self/mounts > {tmp_path}/seen && kill -KILL $$"
-    with prefixed(scratch.private_mounts()), pytest.raises(ToolError) as exc:
+    with prefixed(scratch.isolation(), own_group=True), pytest.raises(ToolError) as exc:
         run(["sh", "-c", script], capture=True)
     assert exc.value.returncode == -9 and (tmp_path / "seen").read_text() == "1\n"
     assert str(target) not in Path("/proc/self/mounts").read_text()

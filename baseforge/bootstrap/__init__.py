@@ -96,7 +96,7 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
     root = scratch_dir() or tempfile.gettempdir()
     saved = os.environ.get("BASEFORGE_TMPDIR")
     with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir, \
-            prefixed(scratch.private_mounts()):
+            prefixed(scratch.isolation(), own_group=True):
         os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
         try:
             with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
