@@ -184,11 +184,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
         variants = _variants(spec, preset, where)
         with preflight.naming(where):
             family = preset.image_family(spec.get("options", {}))
-        preflight.check_packages(spec.get("packages", []), f"{where}.packages", family)
-        for v, variant in enumerate(variants):
-            preflight.check_packages(variant.get("packages", []), f"{where}.variants[{v}].packages", family)
-            preflight.check_bootstrap_variant(variant.get("bootstrap_variant", "minbase"), bootstrap.get(bname),
-                                              f"{where}.variants[{v}].bootstrap_variant")
+        preflight.check_image(spec, variants, family, bootstrap.get(bname), where)
         # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
         options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
                    "updates": spec.get("updates", True)}

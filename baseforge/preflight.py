@@ -43,6 +43,15 @@ def naming(where: str) -> Iterator[None]:
         raise BaseforgeError(f"config {where}: {err.message}", hint=err.hint) from None
 
 
+def check_image(spec: dict[str, Any], variants: list[dict[str, Any]], family: str, bootstrapper: Any, where: str) -> None:
+    """The package names and bootstrap variants of image ``spec`` (at config path ``where``)."""
+    check_packages(spec.get("packages", []), f"{where}.packages", family)
+    for v, variant in enumerate(variants):
+        check_packages(variant.get("packages", []), f"{where}.variants[{v}].packages", family)
+        check_bootstrap_variant(variant.get("bootstrap_variant", "minbase"), bootstrapper,
+                                f"{where}.variants[{v}].bootstrap_variant")
+
+
 def check_packages(packages: Sequence[str], where: str, family: str) -> None:
     syntax = DEBIAN_PACKAGE if family == "debian" else OTHER_PACKAGE
     for i, name in enumerate(packages):
