@@ -79,7 +79,7 @@ def mount_points(below: Path) -> list[Path]:
 def remove_tree(path: Path | str) -> str | None:
     """Unmount what is mounted under ``path`` (deepest first, lazily), then delete it without crossing into
     another file system. None when done, else why it was left."""
-    path = Path(os.path.abspath(path))
+    path = Path(os.path.realpath(Path(path).parent)) / Path(path).name  # as the mount table spells it
     if not path.exists() and not path.is_symlink():
         return None
     if path.is_symlink() or not path.is_dir():
