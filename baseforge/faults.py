@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -56,8 +57,15 @@ class ToolError(BaseforgeError):
         self.tool, self.returncode, self.output = tool, returncode, output
         lines = error_lines(output)
         detail = "".join(f"\n    {line}" for line in lines)
-        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+        how = f"was killed by {signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
         super().__init__(f"{tool} {how}{':' if lines else ''}{detail}", hint=cause_hint(output))
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def error_lines(text: str, limit: int = 5) -> list[str]:

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,12 +29,13 @@ FOREIGN = ("mmdebstrap.*",)
 
 
 def start_time(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks after boot, /proc/<pid>/stat field 22), None if gone."""
+    """The start time of ``pid`` (clock ticks after boot, /proc/<pid>/stat field 22), None if gone (or a
+    zombie: killed, not yet reaped by whoever inherited it)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return None
-    return int(stat.rpartition(")")[2].split()[19])
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def owner() -> dict[str, object]:
@@ -96,6 +98,17 @@ def remove_tree(path: Path | str) -> str | None:
     return None
 
 
+def remove_when_unused(path: Path, wait: float = 10) -> str | None:
+    """:func:`remove_tree`, once no process works in ``path`` any more: the processes a killed job started
+    are being killed by the kernel as its namespaces go, which takes a moment."""
+    deadline = time.monotonic() + wait
+    while path.is_dir() and in_use(path, any_mmdebstrap=False):
+        if time.monotonic() > deadline:
+            return f"{path}: still in use by a process of the killed job"
+        time.sleep(0.1)
+    return remove_tree(path)
+
+
 def processes() -> Iterator[tuple[int, list[str], Path | None]]:
     """(pid, argv, cwd) of every process we can see."""
     for entry in Path("/proc").iterdir():
@@ -134,14 +147,14 @@ def is_snakemake(argv: list[str]) -> bool:
     return any(n.startswith("snakemake") for n in names) or any("/.snakemake/scripts/" in f"/{a}" for a in argv)
 
 
-def in_use(tree: Path) -> bool:
-    """A live process has its root, cwd or an open file in ``tree``, or is an mmdebstrap (whose tree we
-    cannot tell without a marker)."""
+def in_use(tree: Path, any_mmdebstrap: bool = True) -> bool:
+    """A live process has its root, cwd or an open file in ``tree``; with ``any_mmdebstrap``, also when an
+    mmdebstrap runs at all (whose tree we cannot tell without a marker)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if (proc / "comm").read_text().strip() == "mmdebstrap":
+            if any_mmdebstrap and (proc / "comm").read_text().strip() == "mmdebstrap":
                 return True
             links = [proc / "root", proc / "cwd"] + list((proc / "fd").iterdir())
             for link in links:
@@ -193,7 +206,7 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
         shutil.rmtree(locks, ignore_errors=True)
         notes.append("removed Snakemake's lock (.snakemake/locks) that a killed run left")
     stale = stale_scratch(scratch_roots() if roots is None else roots, workdir / "build", build_idle=not others)
-    failed = [why for why in map(remove_tree, stale) if why]
+    failed = [why for why in map(remove_when_unused, stale) if why]
     removed = len(stale) - len(failed)
     if removed:
         shown = ", ".join(os.path.relpath(p, workdir) if workdir.resolve() in p.parents else str(p) for p in stale[:3]) + (", …" if len(stale) > 3 else "")
@@ -204,10 +217,11 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
 
 def isolation() -> list[str]:
     """The argv prefix for a bootstrapper's commands: killed with the job (``setpriv --pdeathsig KILL``: a
-    command in its own process group does not get the job's signals), and as root in its own mount
-    namespace with private propagation, so what it mounts in its tree (proc, sys, dev, a bind of /dev/shm)
-    is dropped by the kernel when it ends, however it ends (a rootless mmdebstrap makes its own namespaces)."""
+    command in its own process group does not get the job's signals); as root, in its own PID namespace
+    (``--kill-child``: when it goes, the kernel kills every process it started) and mount namespace with
+    private propagation, so what it mounts in its tree (proc, sys, dev, a bind of /dev/shm) is dropped by
+    the kernel when it ends, however it ends (a rootless mmdebstrap makes its own namespaces)."""
     prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
     if os.geteuid() == 0 and shutil.which("unshare"):
-        prefix += ["unshare", "--mount", "--propagation", "private", "--"]
+        prefix += ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--"]
     return prefix
