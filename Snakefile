@@ -4,13 +4,19 @@ from snakemake.common import NOTHING_TO_BE_DONE_MSG
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
+from baseforge import configfile as bfconfigfile
 from baseforge import console
+from baseforge.faults import summary as failure_summary
 from baseforge.run import cancel_idle_timers
 
 min_version("9.0")
 
+# `--configfile mine.yaml` is the whole matrix: the shipped example is read only without one; each file is
+# read strictly first (a key given twice, or a syntax error, is named by file and line, before any job)
+bfconfigfile.check_or_exit(bfconfigfile.workflow_configfiles(workflow.overwrite_configfiles), workflow.is_main_process)
+if not workflow.overwrite_configfiles:
 
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 report: "rules/report/workflow.rst"
@@ -46,4 +52,6 @@ onsuccess:
 
 
 onerror:
+    # every failed job in one line each (its console paragraph scrolled by; its log is gone on a rerun)
+    sys.stderr.write(failure_summary(RUN_START))
     cancel_idle_timers()

@@ -17,6 +17,11 @@ FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.
 STAGE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?\S+\s+AS\s+(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
+def repo(namespace: str, name: str) -> str:
+    """The repository of an image or app: ``<namespace>/<name>`` (``<name>`` without a namespace)."""
+    return f"{namespace}/{name}" if namespace else name
+
+
 def with_tag(ref: str) -> str:
     """``repo`` -> ``repo:latest`` (what docker means by a reference without a tag); others unchanged."""
     name = ref.split("@", 1)[0]

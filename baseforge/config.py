@@ -16,8 +16,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import appgraph, bootstrap, distro, lockfile, sign, trust
-from .epoch import release_date
+from . import appgraph, appplan, bootstrap, configfile, distro, lockfile, preflight, sign, trust
+from .appgraph import repo
+from .appplan import AppPlan
 from .errors import BaseforgeError
 from .secret import redact
 from .spec import CellSpec, ImageMeta
@@ -48,31 +49,6 @@ class ImagePlan:
                 "epoch_source": self.epoch_source}
 
 
-@dataclass(frozen=True)
-class AppPlan:
-    name: str
-    kind: str  # "dockerfile" | "declarative"
-    base: str | None  # the path (cell id) of the base image, None for scratch
-    context: str | None
-    build: str | None
-    add: dict[str, str]
-    meta: ImageMeta
-    expect: str | None
-    checks: tuple[Any, ...] = ()
-    base_tags: tuple[str, ...] = ()
-    #: packages installed with the base's own package manager (declarative apps)
-    packages: tuple[str, ...] = ()
-    #: the path (cell id) of the image at the bottom of the base chain (None for scratch)
-    root: str | None = None
-    network: bool = False  # build: may reach the network
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
-                "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
-                "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root,
-                "network": self.network}
-
-
 @dataclass
 class Plan:
     images: dict[str, ImagePlan]
@@ -99,6 +75,9 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         raise BaseforgeError(f"config {where}: {error.message}", hint=f"allowed keys here: {', '.join(allowed)}")
+    if error.validator == "pattern" and re.search(r"\.(packages|distroless)\[\d+\]$", where):
+        raise BaseforgeError(f"config {where}: {error.instance!r} is not a package name",
+                             hint=preflight.package_hint(config, list(error.absolute_path)))
     if error.validator == "pattern" and ("tags" in where or "aliases" in where):
         raise BaseforgeError(f"config {where}: {error.message}", hint="a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -")
     description = error.schema.get("description")
@@ -108,10 +87,6 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
 def check_choice(value: str, allowed: Any, where: str, what: str) -> None:
     if value not in allowed:
         raise BaseforgeError(f"config {where}: unknown {what} {value!r}", hint=f"allowed: {', '.join(map(str, allowed))}")
-
-
-def repo(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}" if namespace else name
 
 
 def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[dict[str, Any]]:
@@ -140,8 +115,9 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
 
     def claim(tag: str, owner: str, where: str) -> None:
         if tag in tag_owner and tag_owner[tag] != owner:
+            app = next((o for o in (owner, tag_owner[tag]) if o.startswith("apps.")), None)
             raise BaseforgeError(f"config {where}: tag {tag} is given to both {tag_owner[tag]} and {owner}",
-                                 hint="rename one image, or change its aliases")
+                                 hint=f"change {app}.tags (or rename the app)" if app else "rename one image, or change its aliases")
         tag_owner[tag] = owner
 
     images: dict[str, ImagePlan] = {}
@@ -153,7 +129,7 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     epoch = scratch_epoch(config, images)
     apps: dict[str, AppPlan] = {}
     for name in appgraph.order(config.get("apps", {}), namespace, workdir):  # every base app before its apps
-        apps[name] = _app(name, config["apps"][name], images, namespace, workdir, claim, apps, epoch)
+        apps[name] = appplan.plan_app(name, config["apps"][name], images, namespace, workdir, claim, apps, epoch)
     apps = {name: apps[name] for name in config.get("apps", {})}
     sign.check((config.get("registry") or {}).get("sign"), workdir)
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
@@ -193,14 +169,16 @@ def _preset(name: str, spec: dict[str, Any]) -> tuple[distro.Distro, str, list[s
 
 
 def _epoch(spec: dict[str, Any], config: dict[str, Any], preset: distro.Distro, release: str,
-           sources: tuple, workdir: Path | None) -> tuple[int, str]:
-    """The release's SOURCE_DATE_EPOCH and where it came from (``workdir`` None: do not ask the mirror)."""
+           sources: tuple, workdir: Path | None, arches: list[str], where: str) -> tuple[int, str]:
+    """The release's SOURCE_DATE_EPOCH and where it came from (``workdir`` None: do not ask the mirror),
+    once the mirror is seen to have the suite with every architecture (:func:`preflight.check_release`)."""
     epoch = spec.get("epoch", config.get("epoch", "release"))
+    url = preset.release_file(release, sources)
+    info = preflight.check_release(url, release, arches, where, workdir / ".baseforge/epochs.json",
+                                   need_date=epoch == "release") if url and workdir is not None else None
     if epoch != "release":
         return int(epoch), "config"
-    url = preset.release_file(release, sources)
-    epoch = release_date(url, workdir / ".baseforge/epochs.json") if url and workdir is not None else 0
-    return epoch, f"Date of {redact(url)}" if url else "none (this distro has no Release file: 0)"
+    return (info["date"] if info else 0), f"Date of {redact(url)}" if url else "none (this distro has no Release file: 0)"
 
 
 def _tags(preset: distro.Distro, spec: dict[str, Any], release: str, variant: str, latest: bool) -> list[str]:
@@ -219,8 +197,10 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     where = f"images.{name}"
     preset, bname, arches = _preset(name, spec)
     variants = _variants(spec, preset, where)
-    trust.check_image(name, spec, preset, bootstrap.get(bname), variants)
-    family = preset.image_family(spec.get("options", {}))
+    trust.check_image(name, spec, preset)
+    preflight.check_bootstrap_variants(variants, bootstrap.get(bname), where)
+    with preflight.naming(where):
+        family = preset.image_family(spec.get("options", {}))
     # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
     options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
                "updates": spec.get("updates", True)}
@@ -228,11 +208,12 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     cache = config.get("package_cache", ".baseforge/cache/debs")
     images: dict[str, ImagePlan] = {}
     for r, release in enumerate(spec["releases"]):
-        sources = preset.sources(release, config.get("mirrors", {}), options)
+        with preflight.naming(where):
+            sources = preset.sources(release, config.get("mirrors", {}), options)
         # every cell of this release is locked: its lock has the date, the mirror need not answer
         locked = locks and workdir is not None and lockfile.all_locked(
             workdir, name, release, [v["name"] for v in variants], arches)
-        epoch, epoch_source = _epoch(spec, config, preset, release, sources, None if locked else workdir)
+        epoch, epoch_source = _epoch(spec, config, preset, release, sources, None if locked else workdir, arches, where)
         for v, variant in enumerate(variants):
             # bashbrew's habit: latest is the first release's default variant, never a slim one
             tags = _tags(preset, spec, release, variant["name"], latest=r == 0 and variant["name"] == "default")
@@ -315,24 +296,6 @@ def _layer(images: dict[str, ImagePlan], layered: set[str]) -> dict[str, ImagePl
     return out
 
 
-def _resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str,
-                  apps: dict[str, AppPlan] | None = None) -> str | None:
-    """The path of the image (``debian/bookworm/default/amd64``) or app (``apps/<name>``) ``ref`` names."""
-    if ref == "scratch":
-        return None
-    refs = appgraph.candidates(ref, namespace)
-    for path, img in images.items():
-        if refs & set(img.meta.tags):
-            return path
-    for name, app in (apps or {}).items():
-        if refs & set(app.meta.tags):
-            return f"apps/{name}"
-    known = sorted(t for img in images.values() for t in img.meta.tags if img.native)
-    known += sorted(t for app in (apps or {}).values() for t in app.meta.tags)
-    raise BaseforgeError(f"config {where}: base {ref!r} is not an image or app of this workflow",
-                         hint=f"use scratch or one of: {', '.join(known)}")
-
-
 def scratch_epoch(config: dict[str, Any], images: dict[str, ImagePlan]) -> int:
     """``created`` of a FROM-scratch app: the config's epoch when it is a time, else (``release``) the newest
     epoch of the workflow's images; 0 only when there is neither."""
@@ -342,74 +305,6 @@ def scratch_epoch(config: dict[str, Any], images: dict[str, ImagePlan]) -> int:
     return max((img.cell.epoch for img in images.values()), default=0)
 
 
-def _base_of(base: str | None, images: dict[str, ImagePlan], apps: dict[str, AppPlan]) -> tuple[ImageMeta | None, str | None]:
-    """The base's metadata and the image at the bottom of its chain."""
-    if base is None:
-        return None, None
-    if base.startswith("apps/"):
-        app = apps[base.removeprefix("apps/")]
-        return app.meta, app.root
-    return images[base].meta, base
-
-
-def _packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tuple[str, ...]:
-    packages = tuple(spec.get("packages", []))
-    if packages and (root is None or root.family != "debian"):
-        what = "scratch" if root is None else f"{root.cell.image} (family {root.family})"
-        raise BaseforgeError(f"config apps.{name}.packages: the base chain starts at {what}, which has no apt to install them",
-                             hint="build the app on a Debian-family image of this workflow, or drop packages:")
-    return packages
-
-
-def _app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
-         apps: dict[str, AppPlan], epoch: int = 0) -> AppPlan:
-    where = f"apps.{name}"
-    tags = tuple(f"{repo(namespace, name)}:{t}" for t in spec.get("tags", ["latest"]))
-    for t in tags:
-        claim(t, where, f"{where}.tags")
-    base_tags: tuple[str, ...] = ()
-    if "dockerfile" in spec:
-        kind, context = "dockerfile", spec["dockerfile"]
-        dockerfile = workdir / context / "Dockerfile"
-        if not dockerfile.is_file():
-            raise BaseforgeError(f"config {where}.dockerfile: {dockerfile} does not exist",
-                                 hint="point dockerfile: at a directory that holds a Dockerfile")
-        refs = appgraph.dockerfile_refs(dockerfile)
-        bases = [_resolve_base(r, images, namespace, f"{where}.dockerfile (FROM {r})", apps) for r in refs]
-        base = next((b for b in bases if b), None)
-        if len({b for b in bases if b}) > 1:
-            raise BaseforgeError(f"config {where}.dockerfile: stages build FROM several workflow images",
-                                 hint="one workflow base per app is supported")
-        base_tags = tuple(r for r in refs if r != "scratch")
-    else:
-        kind, context = "declarative", spec.get("context")
-        base = _resolve_base(spec["base"], images, namespace, f"{where}.base", apps)
-        if context and not (workdir / context).is_dir():
-            raise BaseforgeError(f"config {where}.context: {workdir / context} is not a directory")
-        if (spec.get("build") or spec.get("add")) and not context:
-            raise BaseforgeError(f"config {where}: build: and add: read from context:, which is missing",
-                                 hint="add context: <directory with the app's files>")
-        for src, dest in spec.get("add", {}).items():
-            trust.check_add(src, dest, workdir / context, f"{where}.add")
-            if not (workdir / context / src).exists():
-                raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
-    base_meta, root = _base_of(base, images, apps)
-    meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,
-        arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
-        entrypoint=tuple(spec.get("entrypoint", [])),
-        env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),
-        workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_meta)},
-        base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
-    )
-    return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),
-                   network=bool(spec.get("network", False)), meta=meta, expect=spec.get("expect"),
-                   checks=tuple(spec.get("checks", [])), base_tags=base_tags,
-                   packages=_packages(name, spec, images[root] if root else None), root=root)
-
-
 def load(path: Path) -> dict[str, Any]:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise BaseforgeError(f"{path} is not valid YAML: {err}") from None
+    """A config file, read strictly (:func:`baseforge.configfile.load`)."""
+    return configfile.load(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,23 +14,12 @@ import docker.errors
 
 from . import oci
 from .errors import BaseforgeError
+from .host import docker_host as host  # the engine's address (a failed job's paragraph reads it there too)
 from .ocilayout import image_labels
 from .run import write_json
 from .spec import ImageMeta
 
 log = logging.getLogger("baseforge")
-
-#: where `baseforge engine start` puts the socket of a private engine; tried when DOCKER_HOST is unset
-PRIVATE_SOCKET = Path("/run/baseforge/docker.sock")
-
-
-def host() -> str:
-    """DOCKER_HOST, else the standard socket, else a private engine's socket if one is running."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"]
-    if not Path("/var/run/docker.sock").exists() and PRIVATE_SOCKET.exists():
-        return f"unix://{PRIVATE_SOCKET}"
-    return "unix:///var/run/docker.sock"
 
 
 def connect(timeout: int = 900) -> docker.DockerClient:

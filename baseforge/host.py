@@ -1,5 +1,6 @@
 """Facts about the host a job runs on: its architecture, binfmt_misc handlers for foreign ones, who runs
-the job, subordinate ids and user namespaces for rootless builds, and "this needs root".
+the job, subordinate ids and user namespaces for rootless builds, "this needs root", and where the
+Docker Engine listens.
 
 A leaf module (standard library, errors and spec only): bootstrap jobs and ``baseforge doctor`` both
 ask here, and neither pulls in the other (nor the Docker SDK, nor the config schema).
@@ -78,3 +79,16 @@ def userns_problem() -> str | None:
         if not os.stat(path).st_mode & 0o4000:
             return f"{path} is not setuid root: `chmod u+s {path}` (or reinstall uidmap)"
     return None
+
+
+#: where `baseforge engine start` puts the socket of a private engine; tried when DOCKER_HOST is unset
+PRIVATE_SOCKET = Path("/run/baseforge/docker.sock")
+
+
+def docker_host() -> str:
+    """DOCKER_HOST, else the standard socket, else a private engine's socket if one is running."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    if not Path("/var/run/docker.sock").exists() and PRIVATE_SOCKET.exists():
+        return f"unix://{PRIVATE_SOCKET}"
+    return "unix:///var/run/docker.sock"

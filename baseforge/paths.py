@@ -8,6 +8,10 @@ with a cell's path, or by default with Snakemake wildcards for a rule's input an
 
 from __future__ import annotations
 
+#: the two trees every output lives in (baseforge.scratch cleans a killed run's temporary files there)
+BUILD = "build"
+RESULTS = "results"
+
 CELL = "{image}/{release}/{variant}/{arch}"
 GROUP = "{image}/{release}/{variant}"
 

@@ -6,14 +6,18 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import faults
 from .errors import BaseforgeError
+from .faults import ToolError
 from .secret import redact
 
 log = logging.getLogger("baseforge")
@@ -28,32 +32,83 @@ def run(
     input: bytes | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv``; log it; on failure raise BaseforgeError carrying command, exit code and stderr tail.
+    """Run ``argv``; log it; on failure raise :class:`~baseforge.faults.ToolError` with the tool's name,
+    exit code and its own last error lines (the command line is in the log only).
 
     ``env`` entries are added to the current environment. With ``capture`` stdout and stderr are
-    returned; otherwise they go to this process's stdout/stderr (the rule's log).
+    returned; otherwise stdout goes to this process's stdout (the rule's log) and stderr to its stderr
+    as well, keeping its tail for the error.
     """
-    args = [os.fspath(a) for a in argv]
-    cmd = redact(shlex.join(args))  # user:password@ of a mirror never reaches a log or the console
-    log.info("$ %s", cmd)
+    tool = Path(os.fspath(argv[0])).name
+    args = [*_prefix, *(os.fspath(a) for a in argv)]
+    log.info("$ %s", redact(shlex.join(args)))  # user:password@ of a mirror never reaches a log or the console
     full_env = {**os.environ, **env} if env else None
     try:
-        proc = subprocess.run(
-            args,
-            env=full_env,
-            cwd=cwd,
-            input=input,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            check=False,
-        )
+        if capture:
+            proc = subprocess.run(args, env=full_env, cwd=cwd, input=input, capture_output=True, check=False,
+                                  process_group=0 if _own_group else None)
+            stderr = proc.stderr or b""
+        else:
+            proc, stderr = _run_teeing_stderr(args, full_env, cwd, input, _own_group)
     except FileNotFoundError:
         raise BaseforgeError(f"{args[0]} not found", hint="install it (see tools/install-deps) or put it on PATH") from None
     if check and proc.returncode != 0:
-        tail = redact((proc.stderr or b"").decode(errors="replace")).strip().splitlines()[-15:]
-        detail = ("\n    " + "\n    ".join(tail)) if tail else ""
-        raise BaseforgeError(f'"{cmd}" returned non-zero exit code {proc.returncode}{detail}')
+        raise ToolError(tool, proc.returncode, stderr.decode(errors="replace"))  # (ToolError redacts it)
     return proc
+
+
+#: argv put before every command :func:`run` starts inside :func:`prefixed`, and whether it gets its own
+#: process group
+_prefix: list[str] = []
+_own_group = False
+
+
+@contextlib.contextmanager
+def prefixed(prefix: Sequence[str], own_group: bool = False) -> Iterator[None]:
+    """Run every command of the block under ``prefix`` (e.g. ``unshare --mount --``: its own mount namespace),
+    with ``own_group`` each in its own process group (a tool that signals its whole group, as mmdebstrap
+    does when writing its tarball fails, then does not take Snakemake down with it)."""
+    global _prefix, _own_group
+    saved = _prefix, _own_group
+    _prefix, _own_group = [*_prefix, *prefix], own_group or _own_group
+    try:
+        yield
+    finally:
+        _prefix, _own_group = saved
+
+
+def _run_teeing_stderr(args: list[str], env: Mapping[str, str] | None, cwd: Path | str | None,
+                       input: bytes | None, own_group: bool = False) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run with stderr copied to ours (the rule's log) as it comes, and its last 64 KiB kept. With
+    ``own_group`` the command gets its own process group, stopped (SIGTERM) when we are interrupted."""
+    tail = bytearray()
+    sys.stderr.flush()
+    with subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
+                          stderr=subprocess.PIPE, process_group=0 if own_group else None) as popen:
+
+        def copy() -> None:
+            for chunk in iter(lambda: popen.stderr.read1(65536), b""):
+                os.write(2, chunk)
+                tail.extend(chunk)
+                del tail[:-65536]
+
+        reader = threading.Thread(target=copy, daemon=True)
+        reader.start()
+        if input is not None:
+            try:
+                popen.stdin.write(input)
+            except BrokenPipeError:
+                pass
+            popen.stdin.close()
+        try:
+            returncode = popen.wait()
+        except BaseException:  # Ctrl-C, or SIGTERM from Snakemake: the command stops with us
+            if own_group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGTERM)
+            raise
+        reader.join()
+    return subprocess.CompletedProcess(args, returncode), bytes(tail)
 
 
 def output(argv: Sequence[str | os.PathLike[str]], **kwargs) -> str:
@@ -81,26 +136,32 @@ def setup_logging(logfile: str | os.PathLike[str] | None = None) -> None:
 
 @contextlib.contextmanager
 def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake hands a script
-    """Wrap a rule's script: everything (our log and the tools' output) goes to the rule's log, and a
-    BaseforgeError becomes one message on the console and exit code 1."""
-    import sys
-
+    """Wrap a rule's script: everything (our log and the tools' output) goes to the rule's log, and any
+    failure becomes one ``baseforge:`` paragraph on the console (step, cell, the cause, what to do; see
+    :mod:`baseforge.faults`), a one-line record for the run's summary, and exit code 1. SIGTERM (Snakemake
+    cancelling the job) unwinds like an exception, so the job's scratch space is removed."""
     console = os.dup(2)
-    if snakemake.log:
-        fd = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    logfile = snakemake.log[0] if snakemake.log else None
+    if logfile:
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
     setup_logging()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    cell = "/".join(str(v) for v in dict(snakemake.wildcards).values())
+    faults.forget(snakemake.rule, cell)
     try:
         with step(f"rule {snakemake.rule} {dict(snakemake.wildcards)}"):
             yield
-    except BaseforgeError as err:
-        log.error("%s", err)
-        logs = f" (log: {snakemake.log[0]})" if snakemake.log else ""
-        os.write(console, f"baseforge: {err}{logs}\n".encode())
+    except Exception as err:  # noqa: BLE001 - every failure gets its paragraph; the traceback goes to the log
+        log.error("%s", err, exc_info=not isinstance(err, BaseforgeError))
+        paths = [os.path.dirname(os.path.abspath(o)) for o in snakemake.output] + [os.environ.get("BASEFORGE_TMPDIR", "")]
+        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], logfile).encode())
+        with contextlib.suppress(OSError):
+            faults.record(snakemake.rule, cell, err)
         sys.exit(1)
 
 

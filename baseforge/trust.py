@@ -3,9 +3,9 @@
 - Every free-text value that reaches a command line or a file in an image has a pattern in
   config/schema.yaml; :func:`validator` makes an anchored pattern (``^…$``) match the whole value
   (Python's ``$`` also matches before a trailing newline, which would let ``http://m\\n`` through).
-- :func:`check_image` refuses, before any job runs, a bootstrap variant the bootstrapper does not know
-  and an image whose packages are signed but that names no keyring (unless it says ``insecure: true``,
-  which warns on every run and labels the image :data:`INSECURE_LABEL`).
+- :func:`check_image` refuses, before any job runs, an image whose packages are signed but that names no
+  keyring (unless it says ``insecure: true``, which warns on every run and labels the image
+  :data:`INSECURE_LABEL`); a bootstrap variant the bootstrapper does not know is :mod:`baseforge.preflight`'s.
 - Credentials in URLs are hidden by :mod:`baseforge.secret`.
 """
 
@@ -39,15 +39,10 @@ def validator(schema: dict) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-def check_image(name: str, spec: dict[str, Any], preset: Any, plugin: Any, variants: list[dict[str, Any]]) -> None:
-    """Plan-time checks of one image: bootstrap variants, keyrings, ``insecure: true``."""
+def check_image(name: str, spec: dict[str, Any], preset: Any) -> None:
+    """Plan-time checks of one image: keyrings, ``insecure: true`` (its bootstrap variants:
+    :func:`baseforge.preflight.check_bootstrap_variants`)."""
     where = f"images.{name}"
-    allowed = getattr(plugin, "variants", ())
-    for i, v in enumerate(variants):
-        bvariant = v.get("bootstrap_variant")
-        if bvariant is not None and allowed and bvariant not in allowed:
-            raise BaseforgeError(f"config {where}.variants[{i}].bootstrap_variant: {bvariant!r} is not a variant of "
-                                 f"{plugin.name}", hint=f"allowed: {', '.join(allowed)}")
     if spec.get("insecure"):
         # on stderr at parse time, so every run (also -n) shows it, whatever logging is set up
         sys.stderr.write(f"baseforge: WARNING: {where} has insecure: true: package signatures are NOT checked; "

@@ -1,13 +1,37 @@
 # Config validation, the plan of the matrix, and the input functions every stage file uses.
 import re
 import sys
+import time
 from pathlib import Path
 
 from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
 from baseforge import paths
 from baseforge import report as bfreport
+from baseforge import scratch as bfscratch
 from baseforge.errors import BaseforgeError
+
+# runs that only look (-n, --dag, --summary, --list-rules, --lint, ...) must change nothing
+LOOK_ONLY = {"--dry-run", "--dryrun", "--just-print", "--dag", "--d3dag", "--rulegraph", "--filegraph", "--summary",
+             "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--lt", "--lint", "--list-changes",
+             "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
+             "--list-untracked", "--lu", "--print-compilation", "--containerize", "--export-cwl", "--unlock",
+             "--cleanup-metadata", "--cleanup-shadow", "--archive", "--generate-unit-tests", "--report"}
+
+
+def dry_run():
+    # Snakemake 9 sets workflow.dryrun only after parsing, so look at the command line too (also short
+    # flags such as -np: -n dry run, -l list, -S summary, -D detailed summary)
+    flags = [a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("-")]
+    return workflow.dryrun or any(a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags)
+
+
+# failures recorded from now on are this run's (the onerror summary); what a killed run left (its lock,
+# its scratch trees and mounts, its temporary files) is removed before anything else (baseforge.scratch)
+RUN_START = time.time()
+if workflow.is_main_process and not dry_run():
+    for note in bfscratch.recover(Path.cwd()):
+        sys.stderr.write(f"baseforge: {note}\n")
 
 try:
     PLAN = bfconfig.plan(config, Path.cwd())
@@ -154,21 +178,6 @@ def summary_rows():
     rows += [{"image": f"apps/{a}", "record": paths.app(paths.APP_ENGINE, a), "rootfs": None,
               "oci": paths.app(paths.APP_INFO, a)} for a in APPS]  # both kinds are loaded from their archive
     return rows
-
-
-# runs that only look (-n, --dag, --summary, --list-rules, --lint, ...) must change nothing
-LOOK_ONLY = {"--dry-run", "--dryrun", "--just-print", "--dag", "--d3dag", "--rulegraph", "--filegraph", "--summary",
-             "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--lt", "--lint", "--list-changes",
-             "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
-             "--list-untracked", "--lu", "--print-compilation", "--containerize", "--export-cwl", "--unlock",
-             "--cleanup-metadata", "--cleanup-shadow", "--archive", "--generate-unit-tests", "--report"}
-
-
-def dry_run():
-    # Snakemake 9 sets workflow.dryrun only after parsing, so look at the command line too (also short
-    # flags such as -np: -n dry run, -l list, -S summary, -D detailed summary)
-    flags = [a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("-")]
-    return workflow.dryrun or any(a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags)
 
 
 # The engine is state outside Snakemake's view: if an image we recorded is gone from the engine

@@ -315,7 +315,7 @@ def test_rocky_with_dnf_from_a_signed_rpm_repository(tmp_path, rpm_mirror, keys)
 @pytest.mark.root
 def test_rpm_signed_by_another_key_fails(tmp_path, rpm_mirror, keys, capfd):
     img = one({"rocky": rocky_image(rpm_mirror, keys["other"].armored)})
-    with pytest.raises(BaseforgeError, match=r'"dnf .*returned non-zero exit code'):
+    with pytest.raises(BaseforgeError, match=r"dnf exited with code"):
         bootstrap.build_raw(img.cell, tmp_path / "raw.tar")
     log = "".join(capfd.readouterr())
     assert "GPG check FAILED" in log and "Public key for fixture-release-9.4-1.noarch.rpm is not installed" in log
@@ -336,7 +336,7 @@ def test_ubuntu_with_mmdebstrap_from_a_signed_apt_repository(tmp_path, apt_mirro
 @pytest.mark.root
 def test_apt_repository_signed_by_another_key_fails_clearly(tmp_path, apt_mirror, keys, capfd):
     img = one({"ubuntu": ubuntu_image(apt_mirror, keys["other"].keyring)})
-    with pytest.raises(BaseforgeError, match=r'"mmdebstrap .*returned non-zero exit code'):
+    with pytest.raises(BaseforgeError, match=r"mmdebstrap exited with code"):
         bootstrap.build_raw(img.cell, tmp_path / "raw.tar")
     log = "".join(capfd.readouterr())
     assert "NO_PUBKEY" in log and "is not signed" in log

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_a_multi_arch_index_and_each_of_its_manifests_are_signed(registry, gpg_k
     assert signed == {index} | instances
 
 
-def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_them(registry, tmp_path):
+def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_them(registry, tmp_path, caplog):
     """Debian's skopeo 1.9 has --sign-by-sigstore-private-key but is built with sigstore disabled: the plan
     says so before any job runs, and a push would indeed fail."""
     secret, key = tmp_path / "passphrase", tmp_path / "cosign.key"
@@ -152,5 +153,6 @@ def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_th
         return
     with pytest.raises(BaseforgeError, match=r"registry.sign.sigstore_key: the installed skopeo cannot"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
-    with pytest.raises(BaseforgeError, match=r"skopeo copy .*--sign-by-sigstore-private-key.* returned non-zero"):
+    with caplog.at_level(logging.INFO, logger="baseforge"), pytest.raises(BaseforgeError, match=r"^skopeo exited with code [1-9]"):
         push(str(image(tmp_path / "s.oci.tar", "sigstore")), target, ["bfsig/app:1"], str(tmp_path / "s.json"))
+    assert re.search(r"\$ skopeo copy .*--sign-by-sigstore-private-key", caplog.text)  # the argv is in the log

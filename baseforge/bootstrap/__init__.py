@@ -8,14 +8,13 @@ A plugin is one class in one module of this package (or of another package, regi
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from .. import plugins
+from .. import plugins, scratch
 from ..host import require_binfmt
-from ..run import run, step
+from ..run import prefixed, run, step
 from ..spec import CellSpec
 
 ENTRY_POINT_GROUP = "baseforge.bootstrappers"
@@ -34,7 +33,8 @@ class Bootstrapper:
     #: the package this plugin puts into the image (busybox: busybox-static), when the image is that
     #: package rather than a distribution: provenance names its version, not the fetching tool's
     product: ClassVar[str | None] = None
-    #: the values ``bootstrap_variant:`` may take (checked at plan time); empty: the tool has no variants
+    #: the ``bootstrap_variant`` values it accepts (checked before any job, :mod:`baseforge.preflight`);
+    #: empty: it has none to check
     variants: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
@@ -93,19 +93,25 @@ def scratch_dir(min_free: int = 2 << 30) -> str | None:
 def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None:
     """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing.
 
+    The plugin's commands run in private mount namespaces, with its work directory beside ``out_tar`` and its
+    scratch tree (``BASEFORGE_TMPDIR`` for the plugin) in a directory of :func:`scratch_dir` that carries
+    an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     require_binfmt(cell.arch)
     out_tar = Path(out_tar)
-    out_tar.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".bootstrap-", dir=out_tar.parent))
-    try:
-        with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
-            tmp = workdir / "rootfs.tar"
-            plugin = get(cell.bootstrapper)
-            if parent is not None and plugin.layers:
-                plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
-            else:
-                plugin.bootstrap(cell, tmp, workdir)
-            os.replace(tmp, out_tar)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    root = scratch_dir() or tempfile.gettempdir()
+    saved = os.environ.get("BASEFORGE_TMPDIR")
+    with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir, \
+            prefixed(scratch.isolation(), own_group=True):
+        os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
+        try:
+            with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
+                tmp = workdir / "rootfs.tar"
+                plugin = get(cell.bootstrapper)
+                if parent is not None and plugin.layers:
+                    plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
+                else:
+                    plugin.bootstrap(cell, tmp, workdir)
+                os.replace(tmp, out_tar)
+        finally:
+            os.environ.pop("BASEFORGE_TMPDIR") if saved is None else os.environ.update(BASEFORGE_TMPDIR=saved)

@@ -14,7 +14,7 @@ from . import Bootstrapper, tar_tree
 
 class Debootstrap(Bootstrapper, name="debootstrap"):
     binaries = ("debootstrap", "tar")
-    variants = ("minbase", "buildd", "fakechroot")
+    variants = ("minbase", "buildd", "fakechroot")  # debootstrap(8) --variant
 
     def argv(self, cell: CellSpec, target: Path) -> list[str]:
         main = strip_sources(cell.sources)[0]

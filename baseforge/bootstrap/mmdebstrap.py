@@ -55,7 +55,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
 
     layers = True
     locks = True
-    variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard")
+    variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard")  # mmdebstrap(1) --variant
 
     def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None,
              auth: Path | None = None) -> list[str]:
