@@ -239,7 +239,8 @@ def test_lock_build_offline_snapshot_missing_and_update(tmp_path, workflow, engi
         none = workdir(workflow, tmp_path / "none", cfg(url, key.keyring), first / "config/locks")
         proc = workflow.run(none, f"build/oci/{FIX}.oci.tar", check=False)
         assert proc.returncode != 0
-        assert re.search(rf"baseforge: cell {FIX}: no source serves 1 locked package\(s\): fixture-hello 1\.0 \(amd64\); "
+        # the job's paragraph (baseforge.faults): step and raw bootstrap, then the cause
+        assert re.search(rf"baseforge: bootstrap fix/stable/amd64/\S+ failed: cell {FIX}: no source serves 1 locked package\(s\): fixture-hello 1\.0 \(amd64\); "
                          rf"and 2 signed index file\(s\): stable InRelease, stable main/binary-amd64/Packages.gz\. "
                          rf"For fixture-hello 1\.0 \(amd64\) the sources tried were: \S+/\.baseforge/cache/debs/fixture-hello_1\.0_amd64\.deb: "
                          rf"not there \(or another sha256\); "
@@ -298,7 +299,7 @@ def test_rpm_lock_build_offline_missing_and_signatures(tmp_path, workflow, keys)
     none = workflow.make(tmp_path / "none", rocky(url, keys["good"].armored))
     shutil.copytree(first / "config/locks", none / "config/locks")
     proc = workflow.run(none, target, check=False)
-    assert re.search(rf"baseforge: cell {cell}: no source serves 2 locked package\(s\): fixture-release 9\.4-1 \(noarch\), "
+    assert re.search(rf"baseforge: bootstrap rocky/9/amd64/\S+ failed: cell {cell}: no source serves 2 locked package\(s\): fixture-release 9\.4-1 \(noarch\), "
                      rf"fixture-shell 1\.0-1 \(x86_64\)\. For fixture-release 9\.4-1 \(noarch\) the sources tried were: "
                      rf"\S+/rpms/fixture-release-9\.4-1\.noarch\.rpm: not there \(or another sha256\); "
                      rf"{re.escape(url)}/rocky/9/BaseOS/x86_64/os/Packages/fixture-release-9\.4-1\.noarch\.rpm: ", proc.stderr), proc.stderr
