@@ -32,11 +32,11 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/images.tsv",
         report_targets(),
         push_targets(),
-    default_target: True
     localrule: True
 
 

@@ -10,8 +10,12 @@ rule app_image:
         archive=paths.app(paths.APP_OCI),
         info=paths.app(paths.APP_INFO),
         sbom=paths.app(paths.APP_SBOM),
+    log:
+        "logs/app/{app}.log",
     wildcard_constraints:
         app=alternation(DECLARATIVE),
+    cache: "omit-software"
+    threads: 2  # the OCI writer's gzip, as rule image
     params:
         app=lambda w: APPS[w.app].to_dict(),
         # packages: installed from the sources, keyrings, epoch and cache of the image at the chain's bottom
@@ -19,10 +23,6 @@ rule app_image:
         # the closure of app_image's imports; an app without packages runs only baseforge.app's: pack's rules,
         # mmdebstrap and the package cache (baseforge.app_packages) do not count for it
         code=lambda w: code_hash("app_image") if APPS[w.app].packages else calls_hash("baseforge.app"),
-    threads: 2  # the OCI writer's gzip, as rule image
-    log:
-        "logs/app/{app}.log",
-    cache: "omit-software"
     script:
         "../scripts/app_image.py"
 
@@ -33,13 +33,13 @@ rule app_load:
         info=paths.app(paths.APP_INFO),
     output:
         record=paths.app(paths.APP_ENGINE),
+    log:
+        "logs/load/apps/{app}.log",
+    localrule: ENGINE_LOCAL
     params:
         meta=lambda w: APPS[w.app].meta.to_dict(),
         method="oci",
         code=code_hash("load"),
-    log:
-        "logs/load/apps/{app}.log",
-    localrule: ENGINE_LOCAL
     script:
         "../scripts/load.py"
 
@@ -52,14 +52,14 @@ rule app_build:
         archive=paths.app(paths.APP_OCI),
         info=paths.app(paths.APP_INFO),
         sbom=paths.app(paths.APP_SBOM),
+    log:
+        "logs/app/{app}.log",
     wildcard_constraints:
         app=alternation(DOCKERFILE),
+    cache: "omit-software"
+    localrule: ENGINE_LOCAL  # with the engine rules: buildah builds as root
     params:
         app=lambda w: APPS[w.app].to_dict(),
         code=code_hash("app_build"),
-    log:
-        "logs/app/{app}.log",
-    cache: "omit-software"
-    localrule: ENGINE_LOCAL  # with the engine rules: buildah builds as root
     script:
         "../scripts/app_build.py"

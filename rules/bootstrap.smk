@@ -7,17 +7,17 @@ rule bootstrap:
         unpack(raw_parent),
     output:
         tar=paths.RAW,
+    log:
+        "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
+    cache: "omit-software"
+    resources:
+        runtime=60,
+        mem_mb=2048,
     params:
         cell=raw_cell,
         # with the plugins this cell uses, not the whole package: adding or changing another bootstrapper
         # must not rebuild (or miss the cache of) every rootfs
         code=lambda w: code_hash("bootstrap", raw_cell(w)),
-    log:
-        "logs/bootstrap/{image}/{release}/{arch}/{raw}.log",
-    resources:
-        runtime=60,
-        mem_mb=2048,
-    cache: "omit-software"
     script:
         "../scripts/bootstrap.py"
 
@@ -29,18 +29,18 @@ rule pack:
         tar=paths.cell(paths.ROOTFS),
         manifest=paths.cell(paths.MANIFEST),
         info=paths.cell(paths.ROOTFS_INFO),
+    log:
+        "logs/pack/{image}/{release}/{variant}/{arch}.log",
+    cache: "omit-software"
+    resources:
+        runtime=30,
+        mem_mb=1024,
     params:
         epoch=lambda w: image_plan(w).cell.epoch,
         slim=lambda w: image_plan(w).cell.slim,
         family=lambda w: image_plan(w).family,
         cell=lambda w: cell_path(w),
         code=code_hash("pack"),
-    log:
-        "logs/pack/{image}/{release}/{variant}/{arch}.log",
-    resources:
-        runtime=30,
-        mem_mb=1024,
-    cache: "omit-software"
     script:
         "../scripts/pack.py"
 
@@ -62,12 +62,12 @@ rule sbom:
             category="2. SBOM and provenance",
             labels=lambda w: bfreport.document_labels(cell_path(w), "provenance"),
         ),
+    log:
+        "logs/sbom/{image}/{release}/{variant}/{arch}.log",
+    cache: "omit-software"
+    localrule: True
     params:
         plan=lambda w: image_plan(w).to_dict(),
         code=lambda w: code_hash("sbom", image_plan(w).cell.to_dict()),
-    log:
-        "logs/sbom/{image}/{release}/{variant}/{arch}.log",
-    localrule: True
-    cache: "omit-software"
     script:
         "../scripts/sbom.py"

@@ -12,18 +12,49 @@ from baseforge import scratch as bfscratch
 from baseforge.errors import BaseforgeError
 
 # runs that only look (-n, --dag, --summary, --list-rules, --lint, ...) must change nothing
-LOOK_ONLY = {"--dry-run", "--dryrun", "--just-print", "--dag", "--d3dag", "--rulegraph", "--filegraph", "--summary",
-             "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--lt", "--lint", "--list-changes",
-             "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
-             "--list-untracked", "--lu", "--print-compilation", "--containerize", "--export-cwl", "--unlock",
-             "--cleanup-metadata", "--cleanup-shadow", "--archive", "--generate-unit-tests", "--report"}
+LOOK_ONLY = {
+    "--dry-run",
+    "--dryrun",
+    "--just-print",
+    "--dag",
+    "--d3dag",
+    "--rulegraph",
+    "--filegraph",
+    "--summary",
+    "--detailed-summary",
+    "--list",
+    "--list-rules",
+    "--list-target-rules",
+    "--lt",
+    "--lint",
+    "--list-changes",
+    "--lc",
+    "--list-input-changes",
+    "--li",
+    "--list-params-changes",
+    "--lp",
+    "--list-code-changes",
+    "--list-untracked",
+    "--lu",
+    "--print-compilation",
+    "--containerize",
+    "--export-cwl",
+    "--unlock",
+    "--cleanup-metadata",
+    "--cleanup-shadow",
+    "--archive",
+    "--generate-unit-tests",
+    "--report",
+}
 
 
 def dry_run():
     # Snakemake 9 sets workflow.dryrun only after parsing, so look at the command line too (also short
     # flags such as -np: -n dry run, -l list, -S summary, -D detailed summary)
     flags = [a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("-")]
-    return workflow.dryrun or any(a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags)
+    return workflow.dryrun or any(
+        a in LOOK_ONLY or (not a.startswith("--") and set(a[1:]) & set("nlSD")) for a in flags
+    )
 
 
 # failures recorded from now on are this run's (the onerror summary); what a killed run left (its lock,
@@ -126,7 +157,11 @@ def app_base_inputs(w):
 
 def base_path(base, app_pattern, cell_pattern):
     # an app's base is a cell (debian/bookworm/default/amd64) or another app (apps/<name>)
-    return paths.app(app_pattern, base.removeprefix("apps/")) if base.startswith("apps/") else paths.cell(cell_pattern, base)
+    return (
+        paths.app(app_pattern, base.removeprefix("apps/"))
+        if base.startswith("apps/")
+        else paths.cell(cell_pattern, base)
+    )
 
 
 def app_attest_inputs(w):
@@ -164,7 +199,11 @@ def report_targets():
 
 def group(w):
     # the cells of one (image, release, variant): its architectures, pushed as one index
-    return [p for p, img in IMAGES.items() if (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)]
+    return [
+        p
+        for p, img in IMAGES.items()
+        if (img.cell.image, img.cell.release, img.cell.variant) == (w.image, w.release, w.variant)
+    ]
 
 
 def index_inputs(w):
@@ -173,10 +212,24 @@ def index_inputs(w):
 
 def summary_rows():
     # what the summary reads for each row: the engine record, and the rootfs and OCI info beside it
-    rows = [{"image": p, "record": paths.cell(paths.ENGINE, p), "rootfs": paths.cell(paths.ROOTFS_INFO, p),
-             "oci": paths.cell(paths.OCI_INFO, p)} for p in IMAGES]
-    rows += [{"image": f"apps/{a}", "record": paths.app(paths.APP_ENGINE, a), "rootfs": None,
-              "oci": paths.app(paths.APP_INFO, a)} for a in APPS]  # both kinds are loaded from their archive
+    rows = [
+        {
+            "image": p,
+            "record": paths.cell(paths.ENGINE, p),
+            "rootfs": paths.cell(paths.ROOTFS_INFO, p),
+            "oci": paths.cell(paths.OCI_INFO, p),
+        }
+        for p in IMAGES
+    ]
+    rows += [
+        {
+            "image": f"apps/{a}",
+            "record": paths.app(paths.APP_ENGINE, a),
+            "rootfs": None,
+            "oci": paths.app(paths.APP_INFO, a),
+        }
+        for a in APPS
+    ]  # both kinds are loaded from their archive
     return rows
 
 
@@ -185,5 +238,9 @@ def summary_rows():
 if workflow.is_main_process and Path(paths.ENGINE_RECORDS).is_dir():  # (a fresh clone does not import docker)
     from baseforge import engine as bfengine
 
-    bfengine.forget_missing(Path(paths.ENGINE_RECORDS), Path(paths.SMOKE_REPORTS),
-                            [Path(paths.SUMMARY_TSV), Path(paths.SUMMARY_JSON)], remove=not dry_run())
+    bfengine.forget_missing(
+        Path(paths.ENGINE_RECORDS),
+        Path(paths.SMOKE_REPORTS),
+        [Path(paths.SUMMARY_TSV), Path(paths.SUMMARY_JSON)],
+        remove=not dry_run(),
+    )

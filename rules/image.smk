@@ -7,19 +7,19 @@ rule image:
     output:
         archive=paths.cell(paths.OCI),
         info=paths.cell(paths.OCI_INFO),
-    params:
-        meta=lambda w: image_plan(w).meta.to_dict(),
-        code=code_hash("image"),
+    log:
+        "logs/image/{image}/{release}/{variant}/{arch}.log",
+    cache: "omit-software"
     # the gzip of the layer deflates blocks in parallel (the bytes do not depend on how many threads); two
     # leave the other cores to load, which streams the same rootfs.tar to the engine meanwhile
     # (--set-threads image=N for more)
     threads: 2
-    log:
-        "logs/image/{image}/{release}/{variant}/{arch}.log",
     resources:
         runtime=30,
         mem_mb=1024,
-    cache: "omit-software"
+    params:
+        meta=lambda w: image_plan(w).meta.to_dict(),
+        code=code_hash("image"),
     script:
         "../scripts/image.py"
 
@@ -32,12 +32,12 @@ rule load:
         rootfs_info=paths.cell(paths.ROOTFS_INFO),
     output:
         record=paths.cell(paths.ENGINE),
+    log:
+        "logs/load/{image}/{release}/{variant}/{arch}.log",
+    localrule: ENGINE_LOCAL
     params:
         meta=lambda w: image_plan(w).meta.to_dict(),
         method=lambda w: image_plan(w).load,
         code=code_hash("load"),
-    log:
-        "logs/load/{image}/{release}/{variant}/{arch}.log",
-    localrule: ENGINE_LOCAL
     script:
         "../scripts/load.py"

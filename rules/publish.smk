@@ -7,12 +7,12 @@ rule index:
         smoke=lambda w: [paths.cell(paths.SMOKE, p) for p in group(w)],
     output:
         archive=paths.group(paths.INDEX),
-    params:
-        meta=lambda w: next(IMAGES[p].meta.to_dict() for p in group(w) if IMAGES[p].native),
-        code=code_hash("index"),
     log:
         "logs/index/{image}/{release}/{variant}.log",
     localrule: True
+    params:
+        meta=lambda w: next(IMAGES[p].meta.to_dict() for p in group(w) if IMAGES[p].native),
+        code=code_hash("index"),
     script:
         "../scripts/index.py"
 
@@ -26,13 +26,13 @@ rule push:
         provenance=lambda w: [paths.cell(paths.PROVENANCE, p) for p in group(w)],
     output:
         record=paths.group(paths.PUSH),
+    log:
+        "logs/push/{image}/{release}/{variant}.log",
+    localrule: ENGINE_LOCAL
     params:
         registry=PLAN.registry,
         tags=lambda w: [t for p in group(w) if IMAGES[p].native for t in IMAGES[p].meta.tags],
         code=code_hash("push"),
-    log:
-        "logs/push/{image}/{release}/{variant}.log",
-    localrule: ENGINE_LOCAL
     script:
         "../scripts/push.py"
 
@@ -44,6 +44,9 @@ rule push_app:
         smoke=paths.app(paths.APP_SMOKE),
     output:
         record=paths.app(paths.APP_PUSH),
+    log:
+        "logs/push/apps/{app}.log",
+    localrule: ENGINE_LOCAL
     params:
         registry=PLAN.registry,
         tags=lambda w: list(APPS[w.app].meta.tags),
@@ -51,8 +54,5 @@ rule push_app:
         parameters=lambda w: {"app": w.app, "base": APPS[w.app].meta.base_name, "packages": list(APPS[w.app].packages)},
         epoch=lambda w: APPS[w.app].meta.created,
         code=code_hash("push"),
-    log:
-        "logs/push/apps/{app}.log",
-    localrule: ENGINE_LOCAL
     script:
         "../scripts/push.py"

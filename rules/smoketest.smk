@@ -11,15 +11,15 @@ rule smoketest:
             category="1. Images",
             labels=lambda w: bfreport.image_labels(cell_path(w)),
         ),
-    params:
-        plan=lambda w: image_plan(w).to_dict(),
-        code=code_hash("smoketest"),
+    log:
+        "logs/smoketest/{image}/{release}/{variant}/{arch}.log",
     # a report is a function of the image ID (in the record), the checks and the code: a clone that loads
     # the same image reuses its PASS from the between-workflow cache (leave smoketest out of --cache to rerun)
     cache: "omit-software"
-    log:
-        "logs/smoketest/{image}/{release}/{variant}/{arch}.log",
     localrule: ENGINE_LOCAL
+    params:
+        plan=lambda w: image_plan(w).to_dict(),
+        code=code_hash("smoketest"),
     script:
         "../scripts/smoketest.py"
 
@@ -34,13 +34,13 @@ rule smoketest_app:
             category="1. Images",
             labels=lambda w: bfreport.image_labels(f"apps/{w.app}"),
         ),
+    log:
+        "logs/smoketest/apps/{app}.log",
+    cache: "omit-software"
+    localrule: ENGINE_LOCAL
     params:
         plan=lambda w: APPS[w.app].to_dict(),
         code=code_hash("smoketest"),
-    cache: "omit-software"
-    log:
-        "logs/smoketest/apps/{app}.log",
-    localrule: ENGINE_LOCAL
     script:
         "../scripts/smoketest.py"
 
@@ -54,10 +54,10 @@ rule summary:
     output:
         tsv=paths.SUMMARY_TSV,
         json=paths.SUMMARY_JSON,
-    params:
-        rows=summary_rows(),
     log:
         "logs/summary.log",
     localrule: ENGINE_LOCAL
+    params:
+        rows=summary_rows(),
     script:
         "../scripts/summary.py"
