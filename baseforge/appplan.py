@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import appgraph, trust
+from . import appgraph, preflight, trust
 from .appgraph import repo
 from .errors import BaseforgeError
 from .spec import ImageMeta
@@ -77,6 +77,7 @@ def app_packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tup
         what = "scratch" if root is None else f"{root.cell.image} (family {root.family})"
         raise BaseforgeError(f"config apps.{name}.packages: the base chain starts at {what}, which has no apt to install them",
                              hint="build the app on a Debian-family image of this workflow, or drop packages:")
+    preflight.check_debian_packages(packages, f"apps.{name}.packages")
     return packages
 
 

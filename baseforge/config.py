@@ -201,6 +201,12 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     preflight.check_bootstrap_variants(variants, bootstrap.get(bname), where)
     with preflight.naming(where):
         family = preset.image_family(spec.get("options", {}))
+    if family == "debian":
+        preflight.check_debian_packages(spec.get("packages", []), f"{where}.packages")
+    for v, variant in enumerate(variants):
+        if family == "debian" or "distroless" in variant:
+            key = "distroless" if "distroless" in variant else "packages"
+            preflight.check_debian_packages(variant.get(key, []), f"{where}.variants[{v}].{key}")
     # no components: the preset's default (Debian main, Ubuntu main universe, Rocky BaseOS AppStream)
     options = {**spec.get("options", {}), **({"components": spec["components"]} if "components" in spec else {}),
                "updates": spec.get("updates", True)}

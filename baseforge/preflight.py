@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ log = logging.getLogger("baseforge")
 PACKAGE_HINT = ("one package per list item; a name has lowercase letters, digits, + - . (Debian policy), "
                 "optionally :arch, =version or /suite")
 OTHER_PACKAGE_HINT = "one package per list item; a name has letters, digits and _ + . ~ : @ -, optionally =version"
+
+
+#: Debian policy §5.6.1 (lowercase), with apt's optional :arch, =version and /suite
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?(/[a-z0-9.-]+)?")
+
+
+def check_debian_packages(names: Sequence[str], where: str) -> None:
+    """Package names an apt (or the distroless resolver) will be given follow Debian's syntax: the schema's
+    pattern admits every family's names (rpm's and apk's capitals, ``so:`` provides), apt's are narrower."""
+    for i, name in enumerate(names):
+        if not DEBIAN_PACKAGE.fullmatch(name):
+            raise BaseforgeError(f"config {where}[{i}]: {name!r} is not a package name", hint=PACKAGE_HINT)
 
 
 def package_hint(config: dict[str, Any], path: Sequence[Any]) -> str:

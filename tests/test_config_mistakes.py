@@ -75,6 +75,11 @@ CASES = [
      "config images.debian.variants[1].packages[1]: 'ca-certificates wget' is not a package name\n"
      "  hint: one package per list item; a name has lowercase letters, digits, + - . (Debian policy), optionally :arch, "
      "=version or /suite"),
+    # the schema admits rpm's and apk's spellings; apt's names are Debian's: lowercase
+    ("a package name in capitals", {"variants": ["default", {"name": "web", "packages": ["Curl"]}]},
+     "config images.debian.variants[1].packages[0]: 'Curl' is not a package name\n"
+     "  hint: one package per list item; a name has lowercase letters, digits, + - . (Debian policy), optionally :arch, "
+     "=version or /suite"),
     ("a package name with a semicolon", {"packages": ["curl;reboot"]},
      "config images.debian.packages[0]: 'curl;reboot' is not a package name\n"
      "  hint: one package per list item; a name has lowercase letters, digits, + - . (Debian policy), optionally :arch, "

@@ -109,7 +109,9 @@ def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
 
 
 def test_good_values_pass():
-    p = plan(debian(packages=["libc6=2.36-9", "g++", "so:libc.musl-x86_64.so.1"], components=["main", "non-free-firmware"],
+    # apk's provides and rpm's capitals are names of their families (the schema admits them; apt's are checked narrower)
+    config.validate({"images": {"alpine": {"releases": ["3.20"], "packages": ["so:libc.musl-x86_64.so.1", "NetworkManager"]}}})
+    p = plan(debian(packages=["libc6=2.36-9", "g++", "libc6:amd64", "tzdata/bookworm-updates"], components=["main", "non-free-firmware"],
                     variants=[{"name": "b", "bootstrap_variant": "buildd"}]), {"archive": f"{M}/debian", "security": f"{M}/sec"})
     assert p.images["debian/bookworm/b/amd64"].cell.base_variant == "buildd"
 
