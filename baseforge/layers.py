@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import BaseforgeError
 from .ociread import read
 from .run import atomic_output
+from .tarnames import normalize, sort_key
 
 log = logging.getLogger("baseforge")
 
@@ -31,14 +31,7 @@ OPAQUE = ".wh..wh..opq"
 
 
 def _norm(name: str) -> str:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise BaseforgeError(f"layer entry {name!r} points outside the image", hint="the layer is broken: rebuild it")
-    return "/".join(parts)
-
-
-def _sort_key(name: str) -> list[str]:
-    return name.split("/")
+    return normalize(name, "layer entry", hint="the layer is broken: rebuild it")
 
 
 def _under(name: str, parent: str) -> bool:
@@ -125,7 +118,7 @@ def flatten(archive: Path, out: Path, workdir: Path) -> int:
         entries = merged(tars)
         written: set[str] = set()
         with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(entries, key=_sort_key):
+            for name in sorted(entries, key=sort_key):
                 src, m = entries[name]
                 # a link into a lower layer whose target an upper layer replaced keeps the old contents
                 target = _norm(m.linkname) if m.islnk() else ""
@@ -193,7 +186,7 @@ def diff(base: Path, new: Path, out: Path, epoch: int) -> dict[str, int]:
         whiteouts = {f"{n.rpartition('/')[0]}/{WHITEOUT}{n.rpartition('/')[2]}".lstrip("/") for n in gone}
         with atomic_output(out) as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
             written: set[str] = set()
-            for name in sorted(changed | whiteouts, key=_sort_key):
+            for name in sorted(changed | whiteouts, key=sort_key):
                 if name in whiteouts:
                     ti = tarfile.TarInfo(name)
                     ti.mtime, ti.mode, ti.uname, ti.gname = epoch, 0o644, "", ""

@@ -11,7 +11,8 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .packtree import Item, sort_key
+from .packtree import Item
+from .tarnames import sort_key
 from .run import atomic_output
 
 _COPY_BUFSIZE = 1 << 20

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from . import scrub
 from .errors import BaseforgeError
 from .packdata import Rule, leak_action, load_leak_rules, load_slim_rules, minimize_files, slim_dpkg_cfg
+from .tarnames import normalize, sort_key
 
 log = logging.getLogger("baseforge")
 
@@ -33,18 +34,6 @@ class Item:
     mode: int = 0o644  # for added files
     hardlink: str | None = None  # written as a hard link to this (earlier) entry
     fixed: bool = False  # emptied: mode 0644, root:root, mtime = epoch, no xattrs (nothing of the build host)
-
-
-def _normalize(name: str) -> str:
-    """'./usr/bin/' -> 'usr/bin'; '.' and './' -> ''; refuses '..' components."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise BaseforgeError(f"raw tar entry {name!r} points outside the rootfs", hint="the bootstrapper's output is broken")
-    return "/".join(parts)
-
-
-def sort_key(name: str) -> list[str]:
-    return name.split("/")
 
 
 def _ancestors(name: str) -> Iterator[str]:
@@ -168,7 +157,7 @@ def _link_hardlinks(items: dict[str, Item], members: dict[str, tarfile.TarInfo])
         seen = set()
         while members[root].islnk():
             seen.add(root)
-            root = _normalize(members[root].linkname)
+            root = normalize(members[root].linkname)
             if root not in members or root in seen:
                 raise BaseforgeError(
                     f"hard link {name} points at {members[name].linkname!r}, which is not in the raw tar",
@@ -191,7 +180,7 @@ def plan_tree(raw: tarfile.TarFile, *, epoch: int, slim: bool, family: str) -> d
     """Decide every output entry (metadata only; contents stay in the raw tar until written)."""
     members: dict[str, tarfile.TarInfo] = {}
     for m in raw.getmembers():
-        name = _normalize(m.name)
+        name = normalize(m.name)
         if name:  # no entry for the root directory itself
             members[name] = m  # a later member of the same name wins, as on extraction
     items = {name: Item(src=m) for name, m in members.items()}
