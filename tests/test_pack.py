@@ -80,7 +80,7 @@ def raw_entries():
         _file("./var/cache/apt/archives/x_1_all.deb", b"deb"),
         _file("./var/cache/ldconfig/aux-cache", b"aux"),
         _file("./var/lib/apt/lists/lock", b""),
-        _file("./var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", b"Date: today\n"),
+        _file("./var/lib/apt/lists/127.0.0.1_debian_dists_bookworm_InRelease", b"Date: today\n"),
         _file("./var/lib/dpkg/status", b"Package: x\nStatus: install ok installed\n"),
         _file("./var/lib/dpkg/status-old", b"old"),
         _file("./var/log/dpkg.log", b"2023-11-14 install x\n"),
@@ -160,7 +160,7 @@ def test_leaks_follow_the_data_file(raw, tmp_path):
     for gone in (
         "dev/null", "tmp/build.tmp", "run/lock", "run/lock/apt", "etc/ssh/ssh_host_ed25519_key",
         "var/cache/apt/pkgcache.bin", "var/cache/apt/archives/x_1_all.deb", "var/cache/ldconfig/aux-cache",
-        "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", "var/lib/dpkg/status-old",
+        "var/lib/apt/lists/127.0.0.1_debian_dists_bookworm_InRelease", "var/lib/dpkg/status-old",
     ):
         assert gone not in ms, gone
     for kept_dir in ("dev", "tmp", "run", "var/lib/apt/lists/partial", "var/log/apt", "var/cache/apt/archives"):
@@ -207,7 +207,7 @@ def test_other_families_get_no_debian_config(raw, tmp_path):
     pack(raw, out, epoch=EPOCH, family="rpm")
     ms = members(out)
     assert "usr/sbin/policy-rc.d" not in ms
-    assert "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease" in ms  # apt rules are debian-only
+    assert "var/lib/apt/lists/127.0.0.1_debian_dists_bookworm_InRelease" in ms  # apt rules are debian-only
     with pytest.raises(BaseforgeError):
         pack(raw, tmp_path / "slim.tar", epoch=EPOCH, family="rpm", slim=True)
 
