@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_incremental import END, NO_ENGINE, jobs
+from test_incremental import END, jobs, touched
 
 from baseforge import config
 from baseforge.errors import BaseforgeError
@@ -101,15 +101,7 @@ def chain_template(tmp_path_factory, workflow):
     work = workflow.make(tmp_path_factory.mktemp("chain"), CONFIG + CHAIN)
     (work / "apps/web").mkdir()
     (work / "apps/web/Dockerfile").write_text("FROM bfinc/svc\nCMD [\"jq\", \"--version\"]\n")
-    out = workflow.run(work, "-n", env=NO_ENGINE).stdout
-    import re
-
-    for line in re.findall(r"^    output: (.*)$", out, re.MULTILINE):
-        for f in line.split(", "):
-            (work / f).parent.mkdir(parents=True, exist_ok=True)
-            (work / f).touch()
-    workflow.run(work, "--touch", "--forceall", "--cores", "1", env=NO_ENGINE)
-    return work
+    return touched(workflow, work)
 
 
 @pytest.fixture

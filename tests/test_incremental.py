@@ -43,7 +43,11 @@ def jobs(workflow, work: Path, env: dict | None = None, *args: str) -> set[tuple
 @pytest.fixture(scope="module")
 def template(tmp_path_factory, workflow):
     """A work directory where every output exists (empty) and Snakemake's metadata says it is up to date."""
-    work = workflow.make(tmp_path_factory.mktemp("inc"), CONFIG)
+    return touched(workflow, workflow.make(tmp_path_factory.mktemp("inc"), CONFIG))
+
+
+def touched(workflow, work):
+    """``work`` with every planned output present (empty) and Snakemake's metadata saying it is up to date."""
     out = workflow.run(work, "-n", env=NO_ENGINE).stdout
     for line in re.findall(r"^    output: (.*)$", out, re.MULTILINE):
         for f in line.split(", "):
