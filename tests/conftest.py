@@ -36,8 +36,7 @@ def engine(tmp_path_factory):
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         pytest.fail("no Docker Engine answers and a private dockerd cannot be started (needs root and docker.io)")
     run_dir = Path(tempfile.mkdtemp(prefix="bf-", dir="/tmp"))  # short: unix socket paths are limited
-    # group docker: the configured group test_slurm puts its unprivileged user in (the default is root only)
-    url = daemon.start(tmp_path_factory.mktemp("engine"), run_dir, group="docker")
+    url = daemon.start(tmp_path_factory.mktemp("engine"), run_dir)  # root only, like the project's own engine
     os.environ["DOCKER_HOST"] = url
     yield url
     daemon.stop(run_dir)

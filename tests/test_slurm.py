@@ -34,6 +34,7 @@ SLURM_SH = ROOT / "tests/slurm/slurm.sh"
 USER = os.environ.get("SLURM_TEST_USER", "bfuser")
 VENV = Path(os.environ.get("SNAKEMAKE_VENV", "/tmp/baseforge-slurm-venv"))
 SNAKEMAKE_VERSION = "9.27.1"
+ENGINE_GROUP = "bfengine"  # the socket group of the test's own engine (a site would set BASEFORGE_ENGINE_GROUP)
 # A fixed epoch: both builds must not depend on asking a mirror for its Release date.
 CONFIG = """
 namespace: bfslurm
@@ -88,8 +89,37 @@ def slurm():
             shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def cluster_engine(tmp_path_factory):
+    """A private engine whose socket group is ENGINE_GROUP, as a site lets its cluster users in
+    (BASEFORGE_ENGINE_GROUP): every other engine here is root only, so the test starts its own.
+    DOCKER_HOST names it for the module (the local root build loads into it too)."""
+    from baseforge import daemon
+
+    try:
+        grp.getgrnam(ENGINE_GROUP)
+        made_group = False
+    except KeyError:
+        made_group = bool(sh("groupadd", "--system", ENGINE_GROUP))
+    run_dir = Path(tempfile.mkdtemp(prefix="bf-", dir="/tmp"))  # short: unix socket paths are limited
+    before = os.environ.get("DOCKER_HOST")
+    url = daemon.start(tmp_path_factory.mktemp("cluster-engine"), run_dir, group=ENGINE_GROUP)
+    os.environ["DOCKER_HOST"] = url
+    try:
+        yield url
+    finally:
+        daemon.stop(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if made_group:  # leave the host as it was
+            sh("groupdel", ENGINE_GROUP, check=False)
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
+
+
 def ensure_user_setup(engine_url: str) -> list[list[str]]:
-    """bfuser: subordinate ids for mmdebstrap --mode=unshare, and the engine socket through group docker.
+    """bfuser: subordinate ids for mmdebstrap --mode=unshare, and the engine socket through its group.
 
     Returns the commands that undo what was changed on the host (run them in reverse order afterwards)."""
     undo: list[list[str]] = []
@@ -101,8 +131,7 @@ def ensure_user_setup(engine_url: str) -> list[list[str]]:
             undo.append(["usermod", flag.replace("--add-", "--del-"), "200000-265535", USER])
     sock = Path(engine_url.removeprefix("unix://"))
     group = grp.getgrgid(sock.stat().st_gid).gr_name
-    if group == "root":
-        pytest.fail(f"the engine socket {sock} belongs to group root; bfuser cannot be given access to it")
+    assert group == ENGINE_GROUP, f"the engine socket {sock} belongs to group {group}, not {ENGINE_GROUP}"
     if USER not in grp.getgrnam(group).gr_mem:
         sh("usermod", "-aG", group, USER)
         undo.append(["gpasswd", "-d", USER, group])
@@ -160,11 +189,11 @@ def as_user(env: dict, *argv, cwd: Path, timeout: int = 900) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def cluster_run(slurm, engine, workflow, tmp_path_factory):
+def cluster_run(slurm, cluster_engine, workflow, tmp_path_factory):
     """The matrix built through SLURM by bfuser, and the same matrix built locally by root."""
-    undo = ensure_user_setup(engine)
+    undo = ensure_user_setup(cluster_engine)
     try:
-        yield from _cluster_run(engine, workflow, tmp_path_factory, slurm)
+        yield from _cluster_run(cluster_engine, workflow, tmp_path_factory, slurm)
     finally:
         for argv in reversed(undo):  # leave the host as it was: group membership, subids, directory modes
             sh(*argv, check=False)
@@ -248,8 +277,8 @@ def test_bootstrap_was_rootless(cluster_run):
         assert pwd.getpwuid(tar.resolve().stat().st_uid).pw_name == USER
 
 
-def test_images_are_in_the_engine_and_pass_their_smoke_tests(cluster_run, engine):
-    client = docker.DockerClient(base_url=engine)
+def test_images_are_in_the_engine_and_pass_their_smoke_tests(cluster_run, cluster_engine):
+    client = docker.DockerClient(base_url=cluster_engine)
     for cell in CELLS:
         rec = json.loads((cluster_run.work / f"build/engine/{cell}.json").read_text())
         assert client.images.get(rec["image_id"]).id == rec["image_id"]
