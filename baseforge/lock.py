@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache
+from .bootstrap import distroless
 from .bootstrap.mmdebstrap import environment
 from .errors import BaseforgeError
 from .lockfile import Index, Lock, Package, Suite, indices_dir
@@ -38,6 +39,8 @@ def resolve(img, workdir: Path) -> Lock:
                              hint=f"locks cover the {', '.join(lockable())} bootstrappers")
     if cell.bootstrapper == "dnf":
         return lockrpm.resolve(img, workdir)
+    if bootstrap.get(cell.bootstrapper).locks_from_index:
+        return from_index(img, workdir)
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
@@ -59,9 +62,35 @@ def resolve(img, workdir: Path) -> Lock:
         return from_tree(cell, out / "status", out / "lists", epoch, indices_dir(cache))
 
 
-def _suite(cell, src, lists: Path, keep: Path | None) -> tuple[Suite, list[Index], list[str]]:
+def from_index(img, workdir: Path) -> Lock:
+    """The lock of a cell whose bootstrapper picks its packages from the signed indices (busybox,
+    distroless): apt-get update in a scratch apt root verifies the suites' signatures, the plugin's
+    :meth:`~baseforge.bootstrap.Bootstrapper.choose` names the packages. No index records: a locked build
+    takes the .deb files by their locked sha256 and needs no index."""
+    cell, plugin = img.cell, bootstrap.get(img.cell.bootstrapper)
+    scratch = Path(workdir) / ".baseforge"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
+        lists = distroless.update(cell, Path(tmp))
+        suites, texts, table = [], [], {}
+        for src in cell.sources:
+            suite, _, found = _suite(cell, src, lists, indices_dir(cell.package_cache), indices=False)
+            suites.append(suite)
+            texts += found
+            for text in found:
+                for s in aptrepo.stanzas(text):
+                    table.setdefault((s["Package"], s["Version"], s["Architecture"]), suite.name)
+        chosen = plugin.choose(cell, distroless.Index(texts, cell.arch))
+    packages = [Package(p["Package"], p["Version"], p["Architecture"],
+                        table[(p["Package"], p["Version"], p["Architecture"])], p["SHA256"], int(p["Size"]), p["Filename"])
+                for p in chosen.values()]
+    epoch = aptrepo.iso_epoch(suites[0].date) if img.epoch_source.startswith("Date of") else cell.epoch
+    return Lock(cell.id, epoch, tuple(suites), (), tuple(packages))
+
+
+def _suite(cell, src, lists: Path, keep: Path | None, indices: bool = True) -> tuple[Suite, list[Index], list[str]]:
     """The suite's InRelease as apt verified it, the indices apt read (as the mirror serves them, fetched
-    and checked against the InRelease), and the text of its Packages indices."""
+    and checked against the InRelease; none with ``indices=False``), and the text of its Packages indices."""
     found = [p for p in lists.iterdir() if p.name.endswith(f"_dists_{src.suite}_InRelease")]
     if len(found) != 1:
         raise BaseforgeError(f"cell {cell.id}: apt kept {len(found)} signed InRelease files for suite {src.suite}",
@@ -81,7 +110,8 @@ def _suite(cell, src, lists: Path, keep: Path | None) -> tuple[Suite, list[Index
         path = plain.get(aptrepo.sha256_file(listed))
         if path is None:
             raise BaseforgeError(f"cell {cell.id}: {listed.name} is not listed in the InRelease of {src.suite}")
-        indices.append(_served(cell, src, path, files, keep, lists.parent))
+        if indices:
+            indices.append(_served(cell, src, path, files, keep, lists.parent))
         if path.endswith("Packages"):
             packages.append(listed.read_text())
     return suite, indices, packages

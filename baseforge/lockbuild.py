@@ -94,13 +94,17 @@ class Wanted:
         return tried
 
 
-def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
-    """Every file the lock names, and the proxy's routes (URL apt asks for -> file)."""
-    by_suite = {s.suite: s.url for s in cell.sources}
-    missing = [s.name for s in lock.suites if s.name not in by_suite]
+def _check_suites(cell, lock: lockfile.Lock) -> None:
+    missing = [s.name for s in lock.suites if s.name not in {s.suite for s in cell.sources}]
     if missing:
         raise BaseforgeError(f"cell {cell.id}: the lock names suites the config no longer has: {', '.join(missing)}",
                              hint="write the lock again: python3 -m baseforge lock --update " + cell.id)
+
+
+def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
+    """Every file the lock names, and the proxy's routes (URL apt asks for -> file)."""
+    by_suite = {s.suite: s.url for s in cell.sources}
+    _check_suites(cell, lock)
     indices, out, routes = indices_dir(cell.package_cache), [], {}
     for suite in lock.suites:
         bases = [by_suite[suite.name], *_snapshots(cell, by_suite[suite.name], suite)]
@@ -118,16 +122,37 @@ def wanted(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tu
         out.append(Wanted(f"{index.suite} {index.path}", False, dest, index.sha256, cached, urls))
         for p in (index.path, by_hash):
             routes[_key(f"{bases[0]}/dists/{index.suite}/{p}")] = dest
+    for f, p in zip(package_files(cell, lock, into / "debs"), lock.packages):
+        out.append(f)
+        for url in set(by_suite.values()):
+            routes[_key(f"{url}/{p.filename}")] = f.dest
+    return out, routes
+
+
+def package_files(cell, lock: lockfile.Lock, into: Path) -> list[Wanted]:
+    """The lock's .deb files (in its order), each to ``into/<name as apt caches it>``, from the package cache,
+    the mirror of its suite, or the snapshot archive."""
+    by_suite = {s.suite: s.url for s in cell.sources}
     cache = Path(cell.package_cache).resolve() if cell.package_cache else None
+    out = []
     for p in lock.packages:
         bases = [by_suite[p.suite], *_snapshots(cell, by_suite[p.suite], lock.suite(p.suite))]
-        dest = into / "debs" / p.cache_name
         cached = cache / p.cache_name if cache else None
         urls = tuple(f"{b}/{p.filename}" for b in bases)
-        out.append(Wanted(f"{p.name} {p.version} ({p.arch})", True, dest, p.sha256, cached, urls))
-        for url in set(by_suite.values()):
-            routes[_key(f"{url}/{p.filename}")] = dest
-    return out, routes
+        out.append(Wanted(f"{p.name} {p.version} ({p.arch})", True, into / p.cache_name, p.sha256, cached, urls))
+    return out
+
+
+def debs(cell, into: Path) -> dict[str, Path]:
+    """Every locked .deb of ``cell`` in ``into``, verified by sha256 and kept in the package cache; name -> file,
+    by name. For bootstrappers that unpack the packages themselves (busybox, distroless): no apt, no index."""
+    lock = load(cell)
+    _check_suites(cell, lock)
+    with step(f"gather the {len(lock.packages)} locked packages of {cell.id}"):
+        files = package_files(cell, lock, into)
+        fetch_all(cell, files)
+    keep(files)
+    return {p.name: f.dest for p, f in sorted(zip(lock.packages, files), key=lambda pf: pf[0].name)}
 
 
 def gather(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:

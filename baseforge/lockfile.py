@@ -165,8 +165,9 @@ def stale(lock: Lock, img) -> str | None:
         return f"{cell.bootstrapper} cells cannot be locked yet (remove the lock)"
     if img.epoch_source == "config" and lock.epoch != cell.epoch:
         return f"its epoch is {lock.epoch}, the config says {cell.epoch}"
-    # (apt reaches the locked files through an HTTP proxy; dnf installs them from a local repository)
-    plain = [src.url for src in cell.sources if not src.url.startswith("http://") and cell.bootstrapper != "dnf"]
+    # (apt reaches the locked files through an HTTP proxy; dnf, busybox and distroless take them from a folder)
+    proxied = bootstrap.get(cell.bootstrapper).locks_through_apt
+    plain = [src.url for src in cell.sources if not src.url.startswith("http://") and proxied]
     if plain:
         return (f"a locked build serves apt through an HTTP proxy on 127.0.0.1, and {', '.join(plain)} is not http:// "
                 "(apt verifies the signed InRelease either way: use an http:// mirror)")

@@ -180,8 +180,9 @@ def built(work: Path, cell: str) -> tuple[str, str]:
     return info["sha256"], hashlib.sha256((work / f"build/oci/{cell}.oci.tar").read_bytes()).hexdigest()
 
 
-def dry_run(workflow, work: Path, engine: str) -> set[tuple[str, str]]:
-    out = workflow.run(work, "-n", env={"DOCKER_HOST": engine}).stdout
+def dry_run(workflow, work: Path, engine: str, *targets: str) -> set[tuple[str, str]]:
+    """(rule, first output) of every job a dry run of ``targets`` (default: all) lists."""
+    out = workflow.run(work, "-n", *targets, env={"DOCKER_HOST": engine}).stdout
     return {(rule, (re.search(r"^    output: ([^,\n]+)", body, re.MULTILINE) or [None, ""])[1])
             for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", out, re.MULTILINE)}
 

@@ -30,6 +30,11 @@ class Bootstrapper:
     layers: ClassVar[bool] = False
     #: builds a cell pinned by a lock file (``cell.lock``; see baseforge.lockfile), and ``baseforge lock`` resolves it
     locks: ClassVar[bool] = False
+    #: a locked build lets apt fetch the locked files through baseforge's proxy (so: ``http://`` mirrors only)
+    locks_through_apt: ClassVar[bool] = False
+    #: ``baseforge lock`` resolves its cells from the signed package indices alone (:meth:`choose`), without
+    #: running the bootstrap (busybox, distroless: Debian packages that apt does not install)
+    locks_from_index: ClassVar[bool] = False
     #: the package this plugin puts into the image (busybox: busybox-static), when the image is that
     #: package rather than a distribution: provenance names its version, not the fetching tool's
     product: ClassVar[str | None] = None

@@ -1,7 +1,8 @@
 """BusyBox: Debian's static busybox, its applet links and a minimal /etc (moby's mkimage busybox-static).
 
 The binary comes from the ``busybox-static`` package of the cell's Debian suite and architecture,
-fetched and signature-checked by ``mmdebstrap --variant=extract``. The image records that package the way
+fetched and signature-checked by ``mmdebstrap --variant=extract`` (a locked cell: the locked .deb, by its
+sha256, unpacked by ``dpkg-deb``). The image records that package the way
 distroless images do, in ``var/lib/dpkg/status.d/busybox-static`` (no dpkg in the image, but the manifest,
 the SBOM, the provenance and image scanners read the name and Debian version from there).
 """
@@ -13,6 +14,7 @@ import re
 import tarfile
 from pathlib import Path
 
+from .. import lockbuild
 from ..errors import BaseforgeError
 from ..run import output, run
 from ..secret import auth_conf, strip_sources, write_private
@@ -55,14 +57,29 @@ class Busybox(Bootstrapper, name="busybox"):
     binaries = ("mmdebstrap",)
     product = PACKAGE
 
+    locks = True
+    locks_from_index = True
+
+    def choose(self, cell: CellSpec, index) -> dict:
+        """apt's candidate of busybox-static: its highest version in the cell's indices (it depends on nothing)."""
+        found = index.candidates({"name": PACKAGE, "version": None})
+        if not found:
+            raise BaseforgeError(f"busybox {cell.id}: {PACKAGE} is not in the {cell.arch} indices of {cell.release}",
+                                 hint="is the release a Debian suite with main, and the architecture one Debian builds?")
+        return {PACKAGE: found[0]}
+
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         extract = workdir / "extract.tar"
-        netrc = auth_conf(cell.sources)  # a mirror's credentials: in a private file, not on the command line
-        argv = ["mmdebstrap", f"--mode={mode()}", "--variant=extract", f"--architectures={cell.arch}",
-                "--include=busybox-static", "--format=tar", *[f"--keyring={k}" for k in cell.keyrings],
-                *([f'--aptopt=Dir::Etc::netrc "{write_private(workdir.resolve() / "auth.conf", netrc)}"'] if netrc else []),
-                cell.release, str(extract), *[s.deb_line() for s in strip_sources(cell.sources)]]
-        run(argv, env=environment(cell))
+        if cell.lock:  # the locked busybox-static, by its sha256 (package cache, mirror, snapshot archive)
+            deb = lockbuild.debs(cell, workdir / "debs")[PACKAGE]
+            extract.write_bytes(run(["dpkg-deb", "--fsys-tarfile", deb], capture=True).stdout)
+        else:
+            netrc = auth_conf(cell.sources)  # a mirror's credentials: in a private file, not on the command line
+            argv = ["mmdebstrap", f"--mode={mode()}", "--variant=extract", f"--architectures={cell.arch}",
+                    "--include=busybox-static", "--format=tar", *[f"--keyring={k}" for k in cell.keyrings],
+                    *([f'--aptopt=Dir::Etc::netrc "{write_private(workdir.resolve() / "auth.conf", netrc)}"'] if netrc else []),
+                    cell.release, str(extract), *[s.deb_line() for s in strip_sources(cell.sources)]]
+            run(argv, env=environment(cell))
         with tarfile.open(extract) as tf:
             member = next((m for m in tf.getmembers() if m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox")), None)
             if member is None:

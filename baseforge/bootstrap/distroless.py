@@ -30,7 +30,7 @@ from pathlib import Path
 from debian import deb822
 from debian.debian_support import version_compare
 
-from .. import pkgcache
+from .. import lockbuild, pkgcache
 from ..download import sha256_file
 from ..errors import BaseforgeError
 from ..run import output, run
@@ -200,18 +200,25 @@ def apt_config(root: Path, cell: CellSpec) -> Path:
     return conf
 
 
-def fetch(cell: CellSpec, workdir: Path) -> tuple[dict[str, deb822.Packages], dict[str, Path]]:
-    """Update the scratch apt root, resolve the cell's set, and download it: (packages, .deb by name)."""
-    root = workdir / "apt"
+def update(cell: CellSpec, workdir: Path) -> Path:
+    """``apt-get update`` of the cell's sources in a scratch apt root in ``workdir`` (apt verifies the
+    suites' signatures and the indices' hashes); returns apt's lists folder (kept uncompressed)."""
+    root = workdir.resolve() / "apt"  # absolute: apt-get download runs in another folder
     env = {"APT_CONFIG": str(apt_config(root, cell))}
     try:  # apt-get update fails on a bad or missing signature (and on a source it cannot reach)
         run(["apt-get", "update", "-o", "APT::Update::Error-Mode=any"], env=env)
     except BaseforgeError as err:
-        raise BaseforgeError(f"distroless {cell.id}: apt-get update of the cell's sources failed ({err.message})",
+        raise BaseforgeError(f"{cell.bootstrapper} {cell.id}: apt-get update of the cell's sources failed ({err.message})",
                              hint="apt's lines above say why: NO_PUBKEY or 'is not signed' wants the repository's key "
                                   "in the image's keyrings:, a failed fetch a reachable mirror") from None
-    lists = sorted((root / "var/lib/apt/lists").glob("*_Packages*"))
-    texts = [output(["/usr/lib/apt/apt-helper", "cat-file", str(f)], env=env) for f in lists]
+    return root / "var/lib/apt/lists"
+
+
+def fetch(cell: CellSpec, workdir: Path) -> tuple[dict[str, deb822.Packages], dict[str, Path]]:
+    """Update the scratch apt root, resolve the cell's set, and download it: (packages, .deb by name)."""
+    lists = update(cell, workdir)
+    env = {"APT_CONFIG": str(lists.parents[3] / "apt.conf")}
+    texts = [output(["/usr/lib/apt/apt-helper", "cat-file", str(f)], env=env) for f in sorted(lists.glob("*_Packages*"))]
     chosen = resolve(Index(texts, cell.arch), list(cell.packages))
     log.info("distroless set of %s: %s", cell.id, " ".join(f"{n}={p['Version']}" for n, p in chosen.items()))
     debs = workdir / "debs"
@@ -341,9 +348,18 @@ def _write(out_tar: Path, entries: dict, extra: dict[str, bytes], epoch: int) ->
 class Distroless(Bootstrapper, name="distroless"):
     binaries = ("apt-get", "dpkg-deb", "gpgv")
 
+    locks = True
+    locks_from_index = True
+
+    def choose(self, cell: CellSpec, index: Index) -> dict[str, deb822.Packages]:
+        return resolve(index, list(cell.packages))
+
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
-        chosen, files = fetch(cell, workdir)
-        write_tree(chosen, files, out_tar, workdir, cell.epoch)
+        if cell.lock:  # exactly the locked set, each .deb by its locked sha256 (cache, mirror, snapshot archive)
+            files = lockbuild.debs(cell, workdir / "debs")
+            write_tree(dict.fromkeys(files), files, out_tar, workdir, cell.epoch)
+        else:
+            write_tree(*fetch(cell, workdir), out_tar, workdir, cell.epoch)
 
     def version(self) -> str:
         return "apt " + output(["apt-get", "--version"]).split()[1]

@@ -55,6 +55,7 @@ class Mmdebstrap(Bootstrapper, name="mmdebstrap"):
 
     layers = True
     locks = True
+    locks_through_apt = True
     variants = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard")  # mmdebstrap(1) --variant
 
     def argv(self, cell: CellSpec, out_tar: Path, incoming: Path | None = None, parent: Path | None = None,
