@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, layers, pack, pkgcache
+from . import bootstrap, layers, lockbuild, pack, pkgcache
 from .app import write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
@@ -38,23 +38,44 @@ def install_argv(cell: CellSpec, raw: Path, incoming: Path | None, flat: Path) -
     return [a.replace(extract, extract + flags, 1) if a.startswith(extract) else a for a in argv]
 
 
-def package_layer(packages: list[str], root_cell: dict[str, Any], base_archive: Path, out: Path, workdir: Path) -> dict:
-    """Write the layer that ``apt-get install``s ``packages`` on the image in ``base_archive`` to ``out``."""
+def package_layer(packages: list[str], root_cell: dict[str, Any], base_archive: Path, out: Path, workdir: Path,
+                  lock: dict[str, Any] | None = None) -> dict:
+    """Write the layer that ``apt-get install``s ``packages`` on the image in ``base_archive`` to ``out``;
+    ``lock`` (the app's ``lock``, ``lock_key`` and ``snapshot``): only the locked packages can be installed."""
     cell = dataclasses.replace(CellSpec.from_dict(root_cell), packages=tuple(packages))
     flat, raw, packed = workdir / "base.tar", workdir / "installed.tar", workdir / "packed.tar"
     layers.flatten(base_archive, flat, workdir)
+    if lock:
+        _install_locked(dataclasses.replace(cell, **lock), raw.resolve(), flat.resolve(), workdir)
+    else:
+        _install(cell, raw.resolve(), flat.resolve(), workdir)
+    pack.pack(raw, packed, epoch=cell.epoch, slim=cell.slim, family="debian")
+    return layers.diff(flat, packed, out, cell.epoch)
+
+
+def _install(cell: CellSpec, raw: Path, flat: Path, workdir: Path) -> None:
     incoming = None
     if cell.package_cache:
         cell = dataclasses.replace(cell, package_cache=str(Path(cell.package_cache).resolve()))
         incoming = workdir / "debs"
         incoming.mkdir()
         Path(cell.package_cache).mkdir(parents=True, exist_ok=True)
-    with step(f"apt-get install {' '.join(packages)} (mmdebstrap, chroot)"):
-        run(install_argv(cell, raw.resolve(), incoming, flat.resolve()), env=environment(cell))
+    with step(f"apt-get install {' '.join(cell.packages)} (mmdebstrap, chroot)"):
+        run(install_argv(cell, raw, incoming, flat), env=environment(cell))
     if incoming:
         pkgcache.merge(incoming, Path(cell.package_cache))
-    pack.pack(raw, packed, epoch=cell.epoch, slim=cell.slim, family="debian")
-    return layers.diff(flat, packed, out, cell.epoch)
+
+
+def _install_locked(cell: CellSpec, raw: Path, flat: Path, workdir: Path) -> None:
+    """The install of an app with a lock: apt reaches the mirror through the proxy that serves only the
+    lock's files (its InRelease, indices and packages: :mod:`baseforge.lockbuild`)."""
+    lock = lockbuild.load(cell)
+    with step(f"gather the {len(lock.packages)} locked packages of {cell.lock}"):
+        files, routes = lockbuild.gather(cell, lock, workdir / "locked")
+    with step(f"apt-get install {' '.join(cell.packages)} (mmdebstrap, chroot, locked)"), lockbuild.proxy(routes) as url:
+        argv = install_argv(dataclasses.replace(cell, package_cache=None), raw, None, flat)
+        run(lockbuild.through(argv, url, cell), env=environment(cell))
+    lockbuild.keep(files)
 
 
 def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_archive: str, archive: str, info: str,
@@ -62,5 +83,6 @@ def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_arc
     """Rule app_image for an app with packages: the packages layer, then the app's files, image and SBOM."""
     with tempfile.TemporaryDirectory(prefix=".pkgs-", dir=Path(archive).resolve().parent) as tmp:
         layer = Path(tmp) / "packages.tar"
-        package_layer(app["packages"], root_cell, Path(base_archive), layer, Path(tmp))
+        locked = {k: app[k] for k in ("lock", "lock_key", "snapshot")} if app.get("lock") else None
+        package_layer(app["packages"], root_cell, Path(base_archive), layer, Path(tmp), locked)
         write_declarative(app, base_archive, archive, info, sbom, below=[layer], threads=threads)

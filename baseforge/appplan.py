@@ -34,12 +34,18 @@ class AppPlan:
     #: the path (cell id) of the image at the bottom of the base chain (None for scratch)
     root: str | None = None
     network: bool = False  # build: may reach the network
+    #: locked packages (baseforge.lockfile.apply_apps): the lock's path, its content key, the snapshot archive
+    lock: str | None = None
+    lock_key: str | None = None
+    snapshot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        # an unlocked app's dict (the app_image params, its cache key) stays what it was before locks
+        locked = {"lock": self.lock, "lock_key": self.lock_key, "snapshot": self.snapshot} if self.lock else {}
         return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
                 "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
                 "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root,
-                "network": self.network}
+                "network": self.network, **locked}
 
 
 def resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str,

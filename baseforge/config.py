@@ -131,6 +131,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     for name in appgraph.order(config.get("apps", {}), namespace, workdir):  # every base app before its apps
         apps[name] = appplan.plan_app(name, config["apps"][name], images, namespace, workdir, claim, apps, epoch)
     apps = {name: apps[name] for name in config.get("apps", {})}
+    if locks:
+        apps = lockfile.apply_apps(apps, images, workdir, config.get("mirrors", {}).get(lockfile.SNAPSHOT_KEY))
     sign.check((config.get("registry") or {}).get("sign"), workdir)
     return Plan(images=images, apps=apps, registry=config.get("registry"), namespace=namespace)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -31,8 +32,10 @@ def lockable() -> list[str]:
     return [name for name in bootstrap.available() if bootstrap.get(name).locks]
 
 
-def resolve(img, workdir: Path) -> Lock:
-    """Bootstrap the cell of ``img`` (an unlocked ImagePlan) and return its lock."""
+def resolve(img, workdir: Path, install: tuple[str, ...] = ()) -> Lock:
+    """Bootstrap the cell of ``img`` (an unlocked ImagePlan) and return its lock. ``install`` (an app's
+    packages): then ``apt-get install`` them in the chroot, as an app's build does, and lock only the
+    packages that adds (and the named ones, even when the base has them already)."""
     cell = img.cell
     if not bootstrap.get(cell.bootstrapper).locks:
         raise BaseforgeError(f"cell {cell.id}: {cell.bootstrapper} cells cannot be locked yet",
@@ -53,13 +56,20 @@ def resolve(img, workdir: Path) -> Lock:
         cell = dataclasses.replace(cell, package_cache=cache)
         plugin = bootstrap.get(cell.bootstrapper)
         argv = plugin.argv(cell, Path(tmp) / "rootfs.tar", incoming if cache else None)
-        argv[1:1] = [f'--customize-hook=cp -a "$1"/var/lib/dpkg/status "$1"/var/lib/apt/lists {shlex.quote(str(out))}/']
+        argv[1:1] = [f'--customize-hook=cp "$1"/var/lib/dpkg/status {shlex.quote(str(out))}/base-status',
+                     *([f'--customize-hook=chroot "$1" apt-get install --yes -- {shlex.join(install)}'] if install else []),
+                     f'--customize-hook=cp -a "$1"/var/lib/dpkg/status "$1"/var/lib/apt/lists {shlex.quote(str(out))}/']
         run(argv, env=environment(cell))
         if cache:
             pkgcache.merge(incoming, Path(cache))
         # epoch: release (the plan says "Date of <Release URL>"): the lock's epoch is its first suite's Date
         epoch = None if img.epoch_source.startswith("Date of") else cell.epoch
-        return from_tree(cell, out / "status", out / "lists", epoch, indices_dir(cache))
+        lock = from_tree(cell, out / "status", out / "lists", epoch, indices_dir(cache))
+        if not install:
+            return lock
+        base, named = set(aptrepo.installed((out / "base-status").read_text())), {re.split(r"[=:/]", p)[0] for p in install}
+        return dataclasses.replace(lock, packages=tuple(p for p in lock.packages
+                                                        if (p.name, p.version, p.arch) not in base or p.name in named))
 
 
 def from_index(img, workdir: Path) -> Lock:
@@ -168,36 +178,58 @@ def from_tree(cell, status: Path, lists: Path, epoch: int | None, keep: Path | N
 
 
 def command(config_path: Path, cells: list[str], workdir: Path, mode: str = "write") -> int:
-    """``mode``: ``write`` (cells without a lock get one), ``update`` (rewrite every chosen lock) or
-    ``check`` (write nothing; exit 1 and say what changed when a lock is missing or the mirror moved)."""
+    """``mode``: ``write`` (cells and apps without a lock get one), ``update`` (rewrite every chosen lock) or
+    ``check`` (write nothing; exit 1 and say what changed when a lock is missing or the mirror moved).
+    ``cells``: cell ids and ``apps/<app>`` (none: all)."""
     from . import config
 
     plan = config.plan(config.load(config_path), workdir, locks=False)
-    unknown = sorted(set(cells) - set(plan.images))
+    todo = _lockables(plan)
+    unknown = sorted(set(cells) - set(todo))
     if unknown:
-        raise BaseforgeError(f"no such cell: {', '.join(unknown)}", hint=f"cells: {', '.join(plan.images)}")
+        raise BaseforgeError(f"no such cell or app: {', '.join(unknown)}", hint=f"cells and apps: {', '.join(todo)}")
     resolved: dict[tuple, Lock] = {}
     moved = False
-    for cell_id, img in plan.images.items():
-        if cells and cell_id not in cells:
+    for lock_id, (img, install, why) in todo.items():
+        if cells and lock_id not in cells:
             continue
-        if not bootstrap.get(img.cell.bootstrapper).locks:
-            print(f"{cell_id}: not locked ({img.cell.bootstrapper} cells cannot be locked yet)")
+        if why:
+            print(f"{lock_id}: not locked ({why})")
             continue
-        file = lockfile.path(workdir, cell_id)
+        file = lockfile.path(workdir, lock_id)
         if mode == "write" and file.is_file():
-            print(f"{cell_id}: kept {file.relative_to(workdir)} (lock --update rewrites it)")
+            print(f"{lock_id}: kept {file.relative_to(workdir)} (lock --update rewrites it)")
             continue
-        key = (img.cell.image, img.cell.release, img.cell.arch, img.raw_key, img.epoch_source, img.cell.epoch)
+        key = (img.cell.image, img.cell.release, img.cell.arch, img.raw_key, img.cell.packages, img.epoch_source,
+               img.cell.epoch, install)
         if key not in resolved:
-            resolved[key] = resolve(img, workdir)
-        new = dataclasses.replace(resolved[key], cell=cell_id)
+            resolved[key] = resolve(img, workdir, install)
+        new = dataclasses.replace(resolved[key], cell=lock_id)
         if mode == "check":
-            moved |= _report(cell_id, file, new)
+            moved |= _report(lock_id, file, new)
         else:
             write_atomic(file, new.text())
-            print(f"{cell_id}: wrote {file.relative_to(workdir)} ({len(new.packages)} packages)")
+            print(f"{lock_id}: wrote {file.relative_to(workdir)} ({len(new.packages)} packages)")
     return 1 if moved else 0
+
+
+def _lockables(plan) -> dict[str, tuple]:
+    """Lock id (a cell's, ``apps/<app>``) -> (the ImagePlan to bootstrap, the packages to install on it, why it
+    cannot be locked or ""). An app with packages is resolved on its root cell with the packages of the apps
+    between them: what its own install adds is its lock."""
+    out = {cell_id: (img, (), "" if bootstrap.get(img.cell.bootstrapper).locks
+                     else f"{img.cell.bootstrapper} cells cannot be locked yet") for cell_id, img in plan.images.items()}
+    for name, app in plan.apps.items():
+        if not app.packages:
+            continue
+        root, below, base = plan.images[app.root], (), app.base
+        while base.startswith("apps/"):  # apps on apps: their packages are in the tree this app installs on
+            below, base = plan.apps[base[len("apps/"):]].packages + below, plan.apps[base[len("apps/"):]].base
+        img = dataclasses.replace(root, cell=dataclasses.replace(root.cell, packages=root.cell.packages + below))
+        why = "" if bootstrap.get(root.cell.bootstrapper).locks_through_apt else \
+            f"its base chain starts at a {root.cell.bootstrapper} cell, whose apt a locked install cannot serve"
+        out[f"apps/{name}"] = (img, tuple(app.packages), why)
+    return out
 
 
 def _report(cell_id: str, file: Path, new: Lock) -> bool:

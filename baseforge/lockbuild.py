@@ -227,12 +227,18 @@ def bootstrap(plugin, cell, out_tar: Path, workdir: Path, env: dict[str, str]) -
     with step(f"gather the {len(lock.packages)} locked packages of {cell.id}"):
         files, routes = gather(cell, lock, workdir / "locked")
     with proxy(routes) as url:
-        conf = f'Acquire::http::Proxy "{url}";\nAcquire::Check-Valid-Until "false";\n'
-        argv = plugin.argv(dataclasses.replace(cell, package_cache=None), out_tar)
-        argv[1:1] = [f"--setup-hook=mkdir -p \"$1\"/etc/apt/apt.conf.d && printf '%s' '{conf}' > \"$1\"/{APT_CONF}",
-                     f'--customize-hook=rm -f "$1"/{APT_CONF}']
-        run(argv, env=env)
+        run(through(plugin.argv(dataclasses.replace(cell, package_cache=None), out_tar), url, cell), env=env)
     keep(files)
+
+
+def through(argv: list[str], url: str, cell) -> list[str]:
+    """mmdebstrap's ``argv`` with apt pointed at the proxy at ``url`` (and ``Check-Valid-Until`` off) from
+    the setup until the last customize hook, which removes that setting again (after any apt-get install
+    in the chroot); its last arguments are the suite, the output and one source line per source."""
+    conf = f'Acquire::http::Proxy "{url}";\nAcquire::Check-Valid-Until "false";\n'
+    tail = len(argv) - 2 - len(cell.sources)
+    return [argv[0], f"--setup-hook=mkdir -p \"$1\"/etc/apt/apt.conf.d && printf '%s' '{conf}' > \"$1\"/{APT_CONF}",
+            *argv[1:tail], f'--customize-hook=rm -f "$1"/{APT_CONF}', *argv[tail:]]
 
 
 def keep(files: list[Wanted]) -> int:

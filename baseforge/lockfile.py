@@ -165,8 +165,12 @@ def stale(lock: Lock, img) -> str | None:
         return f"{cell.bootstrapper} cells cannot be locked yet (remove the lock)"
     if img.epoch_source == "config" and lock.epoch != cell.epoch:
         return f"its epoch is {lock.epoch}, the config says {cell.epoch}"
+    return _misfit(lock, cell, cell.packages, bootstrap.get(cell.bootstrapper).locks_through_apt)
+
+
+def _misfit(lock: Lock, cell, packages: tuple[str, ...], proxied: bool) -> str | None:
+    """Why ``lock`` does not fit ``cell``'s sources or lacks one of ``packages``; None when it fits."""
     # (apt reaches the locked files through an HTTP proxy; dnf, busybox and distroless take them from a folder)
-    proxied = bootstrap.get(cell.bootstrapper).locks_through_apt
     plain = [src.url for src in cell.sources if not src.url.startswith("http://") and proxied]
     if plain:
         return (f"a locked build serves apt through an HTTP proxy on 127.0.0.1, and {', '.join(plain)} is not http:// "
@@ -175,7 +179,7 @@ def stale(lock: Lock, img) -> str | None:
     if sorted(s.name for s in lock.suites) != sorted(configured):
         return f"it has the suites {', '.join(sorted(s.name for s in lock.suites))}, the config {', '.join(configured)}"
     names = {p.name for p in lock.packages}
-    missing = [p for p in cell.packages if re.split(r"[=:/]", p)[0] not in names]
+    missing = [p for p in packages if re.split(r"[=:/]", p)[0] not in names]
     return f"the packages {', '.join(missing)} are not locked" if missing else None
 
 
@@ -198,3 +202,32 @@ def apply(images: dict, workdir: Path, snapshot: str | None = None) -> dict:
                                            raw_key=f"{img.raw_key}-lock{lock.key[:12]}", parent_raw=None,
                                            epoch_source=f"lock {rel}")
     return out
+
+
+def apply_apps(apps: dict, images: dict, workdir: Path, snapshot: str | None = None) -> dict:
+    """The plan's apps with every locked app (``config/locks/apps/<app>.lock``: the packages its apt install
+    adds to its base) pinned to its lock: the lock's content key in the app's params, so a changed lock
+    rebuilds the app and the apps on it."""
+    out = dict(apps)
+    for name, app in apps.items():
+        file = path(workdir, f"apps/{name}")
+        if not file.is_file():
+            continue
+        rel = str(LOCK_DIR / f"apps/{name}.lock")
+        lock = read(file)
+        problem = app_stale(lock, app, images)
+        if problem:
+            raise BaseforgeError(f"{rel} no longer fits config for apps.{name}: {problem}",
+                                 hint=f"write it again (python3 -m baseforge lock --update apps/{name}), or remove it")
+        out[name] = dataclasses.replace(app, lock=rel, lock_key=lock.key, snapshot=snapshot)
+    return out
+
+
+def app_stale(lock: Lock, app, images: dict) -> str | None:
+    """Why ``lock`` cannot build the packages of ``app`` (an AppPlan); None when it fits."""
+    if not app.packages:
+        return "the app installs no packages"
+    cell = images[app.root].cell
+    if not bootstrap.get(cell.bootstrapper).locks_through_apt:
+        return f"its base chain starts at a {cell.bootstrapper} cell, whose apt a locked install cannot serve"
+    return _misfit(lock, cell, app.packages, True)
