@@ -5,7 +5,9 @@ and a customize hook copies out dpkg's status and the package lists apt fetched 
 cell's keyring. Every installed (name, version, architecture) is looked up in those signed indices for
 its sha256 and archive path. The InRelease files and the indices are kept in the index cache beside the
 package cache (keyed by sha256), so a locked build needs no mirror when the caches are warm. dnf cells
-are resolved by :mod:`baseforge.lockrpm`, in the same format.
+are resolved by :mod:`baseforge.lockrpm`, in the same format. Cells whose bootstrapper picks Debian
+packages itself (busybox, distroless) are resolved from the signed indices alone (:func:`from_index`).
+An app's ``packages:`` are resolved on its root cell: what its ``apt-get install`` adds is its lock.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def from_index(img, workdir: Path) -> Lock:
         lists = distroless.update(cell, Path(tmp))
         suites, texts, table = [], [], {}
         for src in cell.sources:
-            suite, _, found = _suite(cell, src, lists, indices_dir(cell.package_cache), indices=False)
+            suite, _, found = _suite(cell, src, lists, indices_dir(cell.package_cache), with_indices=False)
             suites.append(suite)
             texts += found
             for text in found:
@@ -98,9 +100,9 @@ def from_index(img, workdir: Path) -> Lock:
     return Lock(cell.id, epoch, tuple(suites), (), tuple(packages))
 
 
-def _suite(cell, src, lists: Path, keep: Path | None, indices: bool = True) -> tuple[Suite, list[Index], list[str]]:
+def _suite(cell, src, lists: Path, keep: Path | None, with_indices: bool = True) -> tuple[Suite, list[Index], list[str]]:
     """The suite's InRelease as apt verified it, the indices apt read (as the mirror serves them, fetched
-    and checked against the InRelease; none with ``indices=False``), and the text of its Packages indices."""
+    and checked against the InRelease; none with ``with_indices=False``), and the text of its Packages indices."""
     found = [p for p in lists.iterdir() if p.name.endswith(f"_dists_{src.suite}_InRelease")]
     if len(found) != 1:
         raise BaseforgeError(f"cell {cell.id}: apt kept {len(found)} signed InRelease files for suite {src.suite}",
@@ -120,7 +122,7 @@ def _suite(cell, src, lists: Path, keep: Path | None, indices: bool = True) -> t
         path = plain.get(aptrepo.sha256_file(listed))
         if path is None:
             raise BaseforgeError(f"cell {cell.id}: {listed.name} is not listed in the InRelease of {src.suite}")
-        if indices:
+        if with_indices:
             indices.append(_served(cell, src, path, files, keep, lists.parent))
         if path.endswith("Packages"):
             packages.append(listed.read_text())

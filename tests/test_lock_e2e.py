@@ -1,7 +1,7 @@
 """End to end: lock the default matrix against the real Debian archive (every cell: debian, busybox,
-distroless), build a locked Debian cell and the busybox and distroless rootfs, and rebuild them in a fresh
-clone with no network at all (a network namespace with only loopback) and the package cache warm: the
-same bytes."""
+distroless; and the packages of the app greeter), build a locked Debian cell, the busybox and distroless
+rootfs and the app greeter, and rebuild them in a fresh clone with no network at all (a network namespace
+with only loopback) and the package cache warm: the same bytes."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ BUSYBOX = "busybox/bookworm/default/amd64"
 DISTROLESS = "distroless/bookworm"
 #: the cells whose bootstrapper picks packages from the indices itself: locked and rebuilt up to the rootfs
 INDEXED = tuple(f"build/rootfs/{c}/rootfs.tar" for c in (BUSYBOX, f"{DISTROLESS}/static/amd64", f"{DISTROLESS}/base/amd64"))
+#: the shipped app with packages (hello on debian:bookworm): its own lock
+GREETER = "build/apps/greeter.oci.tar"
 
 
 def digests(work: Path) -> tuple[str, str]:
@@ -31,8 +33,8 @@ def digests(work: Path) -> tuple[str, str]:
     return info["sha256"], hashlib.sha256((work / f"build/oci/{CELL}.oci.tar").read_bytes()).hexdigest()
 
 
-def rootfs(work: Path) -> list[str]:
-    return [hashlib.sha256((work / target).read_bytes()).hexdigest() for target in INDEXED]
+def others(work: Path) -> list[str]:
+    return [hashlib.sha256((work / target).read_bytes()).hexdigest() for target in (*INDEXED, GREETER)]
 
 
 def test_lock_the_default_matrix_and_rebuild_a_cell_offline(tmp_path, workflow):
@@ -47,13 +49,14 @@ def test_lock_the_default_matrix_and_rebuild_a_cell_offline(tmp_path, workflow):
     static = lockfile.read(lockfile.path(work, f"{DISTROLESS}/static/amd64"))
     assert {p.name for p in static.packages} == {"base-files", "netbase", "tzdata", "ca-certificates"}
     assert {s.name for s in static.suites} == {"bookworm", "bookworm-security", "bookworm-updates"}
+    assert [p.name for p in lockfile.read(lockfile.path(work, "apps/greeter")).packages] == ["hello"]
     lock = lockfile.read(lockfile.path(work, CELL))
     assert {p.name for p in lock.packages} >= {"base-files", "dpkg", "apt", "libc6"}
     assert [s.name for s in lock.suites] == ["bookworm", "bookworm-security", "bookworm-updates"]
     assert lockfile.path(work, "debian/bookworm/slim/amd64").read_text().replace("slim", "default") == \
         lockfile.path(work, CELL).read_text()
-    workflow.run(work, f"build/oci/{CELL}.oci.tar", *INDEXED)
-    want = digests(work), rootfs(work)
+    workflow.run(work, f"build/oci/{CELL}.oci.tar", *INDEXED, GREETER)
+    want = digests(work), others(work)
     assert json.loads((work / f"build/rootfs/{CELL}/rootfs.json").read_text())["epoch"] == lock.epoch
     # a fresh clone with the locks and the warm package cache, and no network but loopback
     offline = workflow.make(tmp_path / "offline", shipped)
@@ -61,7 +64,7 @@ def test_lock_the_default_matrix_and_rebuild_a_cell_offline(tmp_path, workflow):
     shutil.copytree(work / ".baseforge/cache", offline / ".baseforge/cache")
     # every cell is locked: the plan asks no mirror for a date, and busybox and distroless need no index
     proc = subprocess.run(["unshare", "--net", "sh", "-c",
-                           f'ip link set lo up && exec snakemake --cores 2 build/oci/{CELL}.oci.tar {" ".join(INDEXED)}'],
+                           f'ip link set lo up && exec snakemake --cores 2 build/oci/{CELL}.oci.tar {" ".join(INDEXED)} {GREETER}'],
                           cwd=offline, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (digests(offline), rootfs(offline)) == want
+    assert (digests(offline), others(offline)) == want

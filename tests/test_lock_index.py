@@ -19,6 +19,7 @@ from fixtures import aptlock
 from test_lock import baseforge, dry_run, key, keys  # noqa: F401  (key, keys: test_lock's module fixtures)
 
 from baseforge import config, lockfile
+from baseforge.errors import BaseforgeError
 
 BUSYBOX = "busybox/stable/default/amd64"
 DISTROLESS = "distroless/stable/s/amd64"
@@ -126,3 +127,27 @@ def test_busybox_and_distroless_lock_build_offline_snapshot_missing_and_update(t
     jobs = dry_run(workflow, first, engine, *targets())
     assert ("bootstrap", next(o for _, o in jobs if o.startswith("build/raw/busybox/"))) in jobs
     assert not [o for _, o in jobs if "/distroless/" in o], jobs
+
+
+def test_an_app_lock_pins_its_packages_and_an_unlocked_app_keeps_its_params(tmp_path):
+    from baseforge import lock
+
+    conf = {"epoch": 1717243200, "mirrors": {"archive": "http://m.invalid/debian", "security": "http://m.invalid/s"},
+            "images": {"debian": {"releases": ["bookworm"]}},
+            "apps": {"greeter": {"base": "debian:bookworm", "packages": ["hello"]},
+                     "top": {"base": "greeter", "packages": ["jq"]}}}
+    plan = config.plan(conf, tmp_path, resolve_epochs=False)
+    assert "lock" not in plan.apps["greeter"].to_dict()  # unlocked: the app_image params of before
+    # an app is resolved on its root cell with the packages of the apps between them, then installs its own
+    img, install, why = lock._lockables(plan)["apps/top"]
+    assert (img.cell.id, img.cell.packages, install, why) == ("debian/bookworm/default/amd64", ("hello",), ("jq",), "")
+    text = BUSYBOX_LOCK.replace("busybox-static", "hello").replace("stable", "bookworm") + "".join(
+        f"suite\t{s}\t2024-06-01T12:00:00Z\t{'b' * 64}\n" for s in ("bookworm-updates", "bookworm-security"))
+    file = lockfile.path(tmp_path, "apps/greeter")
+    file.parent.mkdir(parents=True)
+    file.write_text(text)
+    app = config.plan(conf, tmp_path, resolve_epochs=False).apps["greeter"]
+    assert (app.lock, app.lock_key) == ("config/locks/apps/greeter.lock", lockfile.parse(text).key)
+    assert app.to_dict()["lock_key"] == app.lock_key
+    with pytest.raises(BaseforgeError, match=r"apps/greeter.lock no longer fits config for apps.greeter: .*https://m.invalid/debian is not http://"):
+        config.plan({**conf, "mirrors": {**conf["mirrors"], "archive": "https://m.invalid/debian"}}, tmp_path, resolve_epochs=False)
