@@ -11,7 +11,10 @@
 timestamp); ``index``: the package indices apt read, as the archive serves them; ``package``: every
 installed package, with the suite it was taken from and the path under the mirror. Records are sorted, so
 a lock written again for an unchanged cell is byte-identical. dnf cells use the same records
-(:mod:`baseforge.lockrpm`: a suite is a repository, a version ``[epoch:]version-release``, no indices).
+(:mod:`baseforge.lockrpm`: a suite is a repository, a version ``[epoch:]version-release``, no indices);
+busybox and distroless cells have no index records (their builds take the .deb files by sha256, no apt).
+An app's ``packages:`` are locked in ``config/locks/apps/<app>.lock`` (the same records: what its apt
+install adds to its base).
 """
 
 from __future__ import annotations
