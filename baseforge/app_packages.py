@@ -71,7 +71,7 @@ def _install_locked(cell: CellSpec, raw: Path, flat: Path, workdir: Path) -> Non
     lock's files (its InRelease, indices and packages: :mod:`baseforge.lockbuild`)."""
     lock = lockbuild.load(cell)
     with step(f"gather the {len(lock.packages)} locked packages of {cell.lock}"):
-        files, routes = lockbuild.gather(cell, lock, workdir / "locked")
+        files, routes = lockbuild.gather(cell, lock, workdir / "locked", who=f"app {Path(cell.lock).stem}")
     with step(f"apt-get install {' '.join(cell.packages)} (mmdebstrap, chroot, locked)"), lockbuild.proxy(routes) as url:
         argv = install_argv(dataclasses.replace(cell, package_cache=None), raw, None, flat)
         run(lockbuild.through(argv, url, cell), env=environment(cell))

@@ -155,16 +155,17 @@ def debs(cell, into: Path) -> dict[str, Path]:
     return {p.name: f.dest for p, f in sorted(zip(lock.packages, files), key=lambda pf: pf[0].name)}
 
 
-def gather(cell, lock: lockfile.Lock, into: Path) -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
+def gather(cell, lock: lockfile.Lock, into: Path, who: str = "") -> tuple[list[Wanted], dict[tuple[str, str], Path]]:
     """Every locked file in ``into``, verified; returns them and the proxy's routes. Raises, naming the packages no
     source serves and what was tried, before anything is installed."""
     files, routes = wanted(cell, lock, into)
-    fetch_all(cell, files)
+    fetch_all(cell, files, who=who)
     return files, routes
 
 
-def fetch_all(cell, files: list[Wanted], snapshots: bool = True) -> None:
-    """Get every file (8 at a time); raise one paragraph naming what no source served, and what was tried."""
+def fetch_all(cell, files: list[Wanted], snapshots: bool = True, who: str = "") -> None:
+    """Get every file (8 at a time); raise one paragraph naming what no source served, and what was tried, for
+    ``who`` (default: the cell)."""
     with ThreadPoolExecutor(8) as pool:
         failed = [(f, tried) for f, tried in zip(files, pool.map(Wanted.get, files)) if tried]
     if not failed:
@@ -178,7 +179,7 @@ def fetch_all(cell, files: list[Wanted], snapshots: bool = True) -> None:
     hint = "keep the package cache (package_cache:) of the build that made the lock"
     hint += (", or set mirrors.snapshot to a snapshot archive (Debian's snapshot layout) that still holds these "
              "versions") if snapshots else ", or point the mirror at one that still serves these versions"
-    raise BaseforgeError(f"cell {cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
+    raise BaseforgeError(f"{who or 'cell ' + cell.id}: no source serves {'; and '.join(what)}. For {first.label} the sources "
                          f"tried were: {'; '.join(tried)}", hint=hint)
 
 

@@ -151,3 +151,23 @@ def test_an_app_lock_pins_its_packages_and_an_unlocked_app_keeps_its_params(tmp_
     assert app.to_dict()["lock_key"] == app.lock_key
     with pytest.raises(BaseforgeError, match=r"apps/greeter.lock no longer fits config for apps.greeter: .*https://m.invalid/debian is not http://"):
         config.plan({**conf, "mirrors": {**conf["mirrors"], "archive": "https://m.invalid/debian"}}, tmp_path, resolve_epochs=False)
+
+
+def test_a_locked_app_that_no_source_serves_fails_before_apt_runs(tmp_path, monkeypatch):
+    from baseforge import app_packages
+    from baseforge.spec import CellSpec, Source
+
+    monkeypatch.chdir(tmp_path)
+    text = BUSYBOX_LOCK.replace("busybox-static", "hello")
+    file = lockfile.path(tmp_path, "apps/greeter")
+    file.parent.mkdir(parents=True)
+    file.write_text(text)
+    cell = CellSpec("debian/stable/default/amd64", "debian", "stable", "default", "amd64", "mmdebstrap",
+                    sources=(Source("http://127.0.0.1:9/debian", "stable"),), packages=("hello",), package_cache="debs",
+                    lock="config/locks/apps/greeter.lock", lock_key=lockfile.parse(text).key)
+    ran = []
+    monkeypatch.setattr(app_packages, "run", lambda *a, **kw: ran.append(a))
+    with pytest.raises(BaseforgeError, match=r"app greeter: no source serves 1 locked package\(s\): hello 1:1\.35\.0-4 \(amd64\); "
+                                             r"and 1 signed index file\(s\): stable InRelease\. .*127\.0\.0\.1:9/debian/pool/main/b/busybox/"):
+        app_packages._install_locked(cell, tmp_path / "raw.tar", tmp_path / "flat.tar", tmp_path)
+    assert ran == []
