@@ -34,10 +34,11 @@ def lockable() -> list[str]:
     return [name for name in bootstrap.available() if bootstrap.get(name).locks]
 
 
-def resolve(img, workdir: Path, install: tuple[str, ...] = ()) -> Lock:
+def resolve(img, workdir: Path, install: tuple[str, ...] = (), seen: dict | None = None) -> Lock:
     """Bootstrap the cell of ``img`` (an unlocked ImagePlan) and return its lock. ``install`` (an app's
     packages): then ``apt-get install`` them in the chroot, as an app's build does, and lock only the
-    packages that adds (and the named ones, even when the base has them already)."""
+    packages that adds (and the named ones, even when the base has them already). ``seen``: for
+    :func:`from_index`."""
     cell = img.cell
     if not bootstrap.get(cell.bootstrapper).locks:
         raise BaseforgeError(f"cell {cell.id}: {cell.bootstrapper} cells cannot be locked yet",
@@ -45,7 +46,7 @@ def resolve(img, workdir: Path, install: tuple[str, ...] = ()) -> Lock:
     if cell.bootstrapper == "dnf":
         return lockrpm.resolve(img, workdir)
     if bootstrap.get(cell.bootstrapper).locks_from_index:
-        return from_index(img, workdir)
+        return from_index(img, workdir, seen)
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
@@ -74,30 +75,33 @@ def resolve(img, workdir: Path, install: tuple[str, ...] = ()) -> Lock:
                                                         if (p.name, p.version, p.arch) not in base or p.name in named))
 
 
-def from_index(img, workdir: Path) -> Lock:
+def from_index(img, workdir: Path, seen: dict | None = None) -> Lock:
     """The lock of a cell whose bootstrapper picks its packages from the signed indices (busybox,
     distroless): apt-get update in a scratch apt root verifies the suites' signatures, the plugin's
     :meth:`~baseforge.bootstrap.Bootstrapper.choose` names the packages. No index records: a locked build
-    takes the .deb files by their locked sha256 and needs no index."""
+    takes the .deb files by their locked sha256 and needs no index. ``seen``: the suites and Packages texts
+    of earlier cells of this run, by (sources, architecture, keyrings), so they are fetched once."""
     cell, plugin = img.cell, bootstrap.get(img.cell.bootstrapper)
-    scratch = Path(workdir) / ".baseforge"
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
-        lists = distroless.update(cell, Path(tmp))
-        suites, texts, table = [], [], {}
-        for src in cell.sources:
-            suite, _, found = _suite(cell, src, lists, indices_dir(cell.package_cache), with_indices=False)
-            suites.append(suite)
-            texts += found
-            for text in found:
-                for s in aptrepo.stanzas(text):
-                    table.setdefault((s["Package"], s["Version"], s["Architecture"]), suite.name)
-        chosen = plugin.choose(cell, distroless.Index(texts, cell.arch))
-    packages = [Package(p["Package"], p["Version"], p["Architecture"],
-                        table[(p["Package"], p["Version"], p["Architecture"])], p["SHA256"], int(p["Size"]), p["Filename"])
+    key = (cell.sources, cell.arch, cell.keyrings)
+    if seen is None or key not in seen:
+        scratch = Path(workdir) / ".baseforge"
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
+            lists = distroless.update(cell, Path(tmp))
+            read = [_suite(cell, src, lists, indices_dir(cell.package_cache), with_indices=False) for src in cell.sources]
+        found = [(suite, texts) for suite, _, texts in read]
+        seen = {} if seen is None else seen
+        seen[key] = found
+    found = seen[key]
+    chosen = plugin.choose(cell, [t for _, texts in found for t in texts])
+
+    def suite(p) -> str:  # the first source whose indices have it (apt's order)
+        return next(s.name for s, texts in found if any(f"SHA256: {p['SHA256']}" in t for t in texts))
+
+    packages = [Package(p["Package"], p["Version"], p["Architecture"], suite(p), p["SHA256"], int(p["Size"]), p["Filename"])
                 for p in chosen.values()]
-    epoch = aptrepo.iso_epoch(suites[0].date) if img.epoch_source.startswith("Date of") else cell.epoch
-    return Lock(cell.id, epoch, tuple(suites), (), tuple(packages))
+    epoch = aptrepo.iso_epoch(found[0][0].date) if img.epoch_source.startswith("Date of") else cell.epoch
+    return Lock(cell.id, epoch, tuple(s for s, _ in found), (), tuple(packages))
 
 
 def _suite(cell, src, lists: Path, keep: Path | None, with_indices: bool = True) -> tuple[Suite, list[Index], list[str]]:
@@ -191,6 +195,7 @@ def command(config_path: Path, cells: list[str], workdir: Path, mode: str = "wri
     if unknown:
         raise BaseforgeError(f"no such cell or app: {', '.join(unknown)}", hint=f"cells and apps: {', '.join(todo)}")
     resolved: dict[tuple, Lock] = {}
+    seen: dict = {}  # the indices read for busybox and distroless cells, once per set of sources
     moved = False
     for lock_id, (img, install, why) in todo.items():
         if cells and lock_id not in cells:
@@ -205,7 +210,7 @@ def command(config_path: Path, cells: list[str], workdir: Path, mode: str = "wri
         key = (img.cell.image, img.cell.release, img.cell.arch, img.raw_key, img.cell.packages, img.epoch_source,
                img.cell.epoch, install)
         if key not in resolved:
-            resolved[key] = resolve(img, workdir, install)
+            resolved[key] = resolve(img, workdir, install, seen)
         new = dataclasses.replace(resolved[key], cell=lock_id)
         if mode == "check":
             moved |= _report(lock_id, file, new)

@@ -58,6 +58,12 @@ class Bootstrapper:
         """
         raise NotImplementedError
 
+    def choose(self, cell: CellSpec, texts: list[str]) -> dict:
+        """With ``locks_from_index``: the packages of ``cell`` in the cell's signed Packages indices (their
+        ``texts``), name -> its stanza (with ``Package``, ``Version``, ``Architecture``, ``SHA256``, ``Size``,
+        ``Filename``)."""
+        raise NotImplementedError
+
     def version(self) -> str:
         """The version of the tool doing the work, for provenance records."""
         return "unknown"

@@ -20,6 +20,7 @@ from ..run import output, run
 from ..secret import auth_conf, strip_sources, write_private
 from ..spec import CellSpec
 from . import Bootstrapper
+from .distroless import Index
 from .mmdebstrap import Mmdebstrap, environment, mode
 
 DIRS = {"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "etc": 0o755,
@@ -60,9 +61,9 @@ class Busybox(Bootstrapper, name="busybox"):
     locks = True
     locks_from_index = True
 
-    def choose(self, cell: CellSpec, index) -> dict:
+    def choose(self, cell: CellSpec, texts: list[str]) -> dict:
         """apt's candidate of busybox-static: its highest version in the cell's indices (it depends on nothing)."""
-        found = index.candidates({"name": PACKAGE, "version": None})
+        found = Index(texts, cell.arch).candidates({"name": PACKAGE, "version": None})
         if not found:
             raise BaseforgeError(f"busybox {cell.id}: {PACKAGE} is not in the {cell.arch} indices of {cell.release}",
                                  hint="is the release a Debian suite with main, and the architecture one Debian builds?")

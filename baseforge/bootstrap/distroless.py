@@ -23,6 +23,7 @@ import copy
 import io
 import logging
 import posixpath
+import re
 import tarfile
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -75,21 +76,46 @@ DIRS = (("etc", 0o755, 0), ("etc/ssl", 0o755, 0), ("etc/ssl/certs", 0o755, 0), (
 # --- resolving ---------------------------------------------------------------------------------------
 
 
+#: the fields the index scans each paragraph for; python-debian parses a paragraph only when the resolver
+#: reaches it (parsing all of Debian's main index takes it ~20 s)
+_FIELDS = re.compile(r"^(Package|Architecture|Provides):[ \t]*(.*(?:\n[ \t].*)*)", re.MULTILINE)
+
+
 class Index:
     """The packages of the cell's architecture (and ``all``) in a set of Packages files, and who provides what."""
 
     def __init__(self, texts: list[str], arch: str) -> None:
         self.arch = arch
-        self.real: dict[str, list[deb822.Packages]] = {}
-        self.provides: dict[str, list[tuple[deb822.Packages, str | None]]] = {}
+        self.real: dict[str, list[int]] = {}  # name -> its paragraphs (numbers)
+        self._provided: dict[str, list[int]] = {}  # name -> the paragraphs that may provide it
+        self._paragraphs: list[str] = []
+        self._parsed: dict[int, deb822.Packages] = {}
         for text in texts:
-            for p in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False):
-                if p.get("Architecture") not in (arch, "all"):
+            for para in re.split(r"\n[ \t]*\n", text):
+                fields = {m.group(1): m.group(2) for m in _FIELDS.finditer(para)}
+                if fields.get("Architecture") not in (arch, "all") or "Package" not in fields:
                     continue
-                self.real.setdefault(p["Package"], []).append(p)
-                for group in p.relations["provides"]:
-                    for rel in group:
-                        self.provides.setdefault(rel["name"], []).append((p, rel["version"][1] if rel["version"] else None))
+                self.real.setdefault(fields["Package"], []).append(len(self._paragraphs))
+                for item in fields.get("Provides", "").split(","):
+                    name = re.match(r"\s*([^\s(:\[]*)", item).group(1)
+                    if name:
+                        self._provided.setdefault(name, []).append(len(self._paragraphs))
+                self._paragraphs.append(para)
+
+    def _get(self, i: int) -> deb822.Packages:
+        """Paragraph ``i``, parsed once (the resolver compares packages by identity)."""
+        if i not in self._parsed:
+            self._parsed[i] = deb822.Packages(self._paragraphs[i])
+        return self._parsed[i]
+
+    def provides(self, name: str) -> list[tuple[deb822.Packages, str | None]]:
+        """(package, provided version or None) of every package that provides ``name``, in index order."""
+        out = []
+        for i in dict.fromkeys(self._provided.get(name, [])):
+            p = self._get(i)
+            out += [(p, rel["version"][1] if rel["version"] else None)
+                    for group in p.relations["provides"] for rel in group if rel["name"] == name]
+        return out
 
     def candidates(self, rel: dict) -> list[deb822.Packages]:
         """Packages satisfying one relation (``name (op version)``): real ones, newest first, then providers."""
@@ -102,9 +128,9 @@ class Index:
             c = version_compare(version, want)
             return {"<<": c < 0, "<=": c <= 0, "=": c == 0, ">=": c >= 0, ">>": c > 0}[op]
 
-        real = sorted((p for p in self.real.get(rel["name"], []) if meets(p["Version"])),
+        real = sorted((p for p in map(self._get, self.real.get(rel["name"], [])) if meets(p["Version"])),
                       key=_VersionKey, reverse=True)
-        providers = sorted((p for p, v in self.provides.get(rel["name"], []) if meets(v)), key=lambda p: p["Package"])
+        providers = sorted((p for p, v in self.provides(rel["name"]) if meets(v)), key=lambda p: p["Package"])
         return real + providers
 
 
@@ -351,8 +377,8 @@ class Distroless(Bootstrapper, name="distroless"):
     locks = True
     locks_from_index = True
 
-    def choose(self, cell: CellSpec, index: Index) -> dict[str, deb822.Packages]:
-        return resolve(index, list(cell.packages))
+    def choose(self, cell: CellSpec, texts: list[str]) -> dict[str, deb822.Packages]:
+        return resolve(Index(texts, cell.arch), list(cell.packages))
 
     def bootstrap(self, cell: CellSpec, out_tar: Path, workdir: Path) -> None:
         if cell.lock:  # exactly the locked set, each .deb by its locked sha256 (cache, mirror, snapshot archive)
