@@ -20,7 +20,7 @@ from .errors import BaseforgeError
 from .layers import WHITEOUT
 from .manifest import DPKG_STATUS, Package, parse_dpkg_status, write_sbom
 from .oci import write_image
-from .ociread import read
+from .ociread import check_pinned, read
 from .run import step, write_json
 from .spec import ImageMeta
 
@@ -111,6 +111,11 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     write_json(info, result.to_dict())
 
 
+def check_pins(app: dict[str, Any], base_archive: str | None) -> None:
+    """A ``base:`` pinned by digest must be the base this workflow built (baseforge.ociread.check_pinned)."""
+    for ref, _ in app.get("from_refs", []) if base_archive else []:
+        check_pinned(ref, Path(base_archive), f"config apps.{app['name']}.base")
+
 
 def installed(archive: Path) -> list[Package]:
     """The dpkg packages of the image in ``archive``: the status file of the topmost layer that has one."""
@@ -134,6 +139,7 @@ def write_declarative(app: dict[str, Any], base_archive: str | None, archive: st
                       below: list[Path] | None = None, threads: int | None = None) -> None:
     """Rule app_image (an app without packages; with them, baseforge.app_packages): its image, then its SBOM."""
     meta = ImageMeta.from_dict(app["meta"])
+    check_pins(app, base_archive)
     write_app(app, base_archive, archive, info, below=below, threads=threads)
     image_id = json.loads(Path(info).read_text())["image_id"]
     pkgs = installed(Path(archive))

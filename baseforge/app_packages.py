@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bootstrap, layers, pack, pkgcache
-from .app import write_declarative
+from .app import check_pins, write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
 from .spec import CellSpec
@@ -60,6 +60,7 @@ def package_layer(packages: list[str], root_cell: dict[str, Any], base_archive: 
 def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_archive: str, archive: str, info: str,
                         sbom: str, threads: int | None = None) -> None:
     """Rule app_image for an app with packages: the packages layer, then the app's files, image and SBOM."""
+    check_pins(app, base_archive)
     with tempfile.TemporaryDirectory(prefix=".pkgs-", dir=Path(archive).resolve().parent) as tmp:
         layer = Path(tmp) / "packages.tar"
         package_layer(app["packages"], root_cell, Path(base_archive), layer, Path(tmp))

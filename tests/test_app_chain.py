@@ -43,7 +43,7 @@ def test_a_chain_of_apps_of_both_kinds_resolves_to_any_depth(tmp_path):
     assert p.apps["tool"].base == "debian/bookworm/slim/amd64"
     assert (p.apps["svc"].base, p.apps["web"].base, p.apps["top"].base) == ("apps/tool", "apps/svc", "apps/web")
     assert {a.root for a in p.apps.values()} == {"debian/bookworm/slim/amd64"}
-    assert p.apps["web"].base_tags == ("svc",)
+    assert p.apps["web"].from_refs == (("svc", "apps/svc"),)
     assert p.apps["svc"].meta.base_name == "ns/tool:v1" and p.apps["top"].meta.base_name == "ns/web:latest"
     assert p.apps["top"].meta.created == 1700000000 and p.apps["top"].packages == ("curl",)
     assert list(p.apps) == ["top", "web", "svc", "tool"]  # config order kept
@@ -69,7 +69,7 @@ def test_unknown_bases_and_packages_without_apt_are_refused(tmp_path):
     # packages on an app that is on busybox: the chain's bottom decides
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx/f").write_text("x")
-    message = refused(tmp_path, {"a": {"base": "busybox:bookworm", "context": "ctx", "add": {"f": "/f"}},
+    message = refused(tmp_path, {"a": {"base": "busybox:bookworm", "context": "ctx", "add": {"f": "/f"}, "checks": [["/f"]]},
                                  "b": {"base": "a", "packages": ["jq"]}})
     assert "apps.b.packages" in message
     with pytest.raises(BaseforgeError, match=r"apps.d.*packages"):

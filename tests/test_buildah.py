@@ -54,10 +54,12 @@ def build(tmp: Path, base: Path, dockerfile: str) -> dict:
     (context / "Dockerfile").write_text(dockerfile)
     (context / "file.txt").write_text("from the context\n")
     meta = ImageMeta(title="bfb/app:latest", version="latest", created=EPOCH, arch="amd64", tags=("bfb/app:latest",))
-    app = {"name": "app", "context": str(context), "base_tags": ["bfb/base:1"], "meta": meta.to_dict()}
+    app = {"name": "app", "context": str(context), "from_refs": [["bfb/base:1", "base/1/default/amd64"]],
+           "meta": meta.to_dict()}
     (tmp / "build/apps").mkdir(parents=True, exist_ok=True)
     return buildah.build_dockerfile_app(app, str(base), str(tmp / "build/apps/app.oci.tar"),
-                                        str(tmp / "build/apps/app.json"), str(tmp / "build/apps/app.spdx.json"))
+                                        str(tmp / "build/apps/app.json"), str(tmp / "build/apps/app.spdx.json"),
+                                        archives={"bfb/base:1": str(base)})
 
 
 GOOD = "FROM bfb/base:1\nRUN mkdir -p /srv && echo hi > /srv/hi\nCOPY file.txt /srv/\nCMD [\"cat\", \"/srv/hi\"]\n"

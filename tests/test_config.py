@@ -101,7 +101,7 @@ def test_app_bases(tmp_path):
     (tmp_path / "df/Dockerfile").write_text("FROM baseforge/debian:12\nRUN true\n")
     cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"]}}, "apps": {
         "a": {"base": "debian:bookworm", "context": "ctx", "add": {"a.txt": "/a.txt"}},
-        "b": {"dockerfile": "df"}, "c": {"base": "scratch", "context": "ctx", "build": "true"}}}
+        "b": {"dockerfile": "df"}, "c": {"base": "scratch", "context": "ctx", "build": "true", "expect": "x"}}}
     p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
     assert p.apps["a"].base == p.apps["b"].base == "debian/bookworm/default/amd64"
     assert p.apps["c"].base is None and p.apps["a"].meta.base_name == "baseforge/debian:bookworm"
@@ -113,10 +113,20 @@ def test_app_bases(tmp_path):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
     (tmp_path / "df/Dockerfile").write_text("FROM debian:bookworm\n")
     cfg["apps"] = {"f": {"dockerfile": "df"}}
-    assert config.plan(cfg, workdir=tmp_path, resolve_epochs=False).apps["f"].base_tags == ("debian:bookworm",)
+    assert config.plan(cfg, workdir=tmp_path, resolve_epochs=False).apps["f"].from_refs == (
+        ("debian:bookworm", "debian/bookworm/default/amd64"),)
     (tmp_path / "df/Dockerfile").write_text("FROM alpine:3\n")
     with pytest.raises(BaseforgeError, match=r"FROM alpine:3.*not an image or app of this workflow"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    # a scratch app must say what to smoke-test; an app on an image at least keeps its os-release
+    cfg["apps"] = {"g": {"base": "scratch", "context": "ctx", "add": {"a.txt": "/a.txt"}}}
+    with pytest.raises(BaseforgeError, match=r"apps.g: nothing to smoke-test.*\n.*expect:"):
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    cfg["apps"] = {"h": {"base": "debian:bookworm", "packages": ["jq=1.6-2.1", "file/bookworm"]},
+                   "i": {"base": "h", "context": "ctx", "add": {"a.txt": "/a.txt"}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    assert p.apps["h"].checks == (["dpkg-query", "-W", "jq", "file"],) and not p.apps["h"].os_release
+    assert p.apps["i"].os_release == p.images["debian/bookworm/default/amd64"].os_release != {}
 
 
 def test_the_shipped_config_is_valid():
