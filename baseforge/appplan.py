@@ -79,7 +79,8 @@ def app_packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tup
     """An app's ``packages:``, which the apt of the image at the bottom of its chain installs."""
     packages = tuple(spec.get("packages", []))
     if packages and (root is None or root.family != "debian"):
-        what = "scratch" if root is None else f"{root.cell.image} (family {root.family})"
+        what = ("scratch" if root is None else f"{root.cell.id}, a distroless variant (no apt, no dpkg)"
+                if root.cell.bootstrapper == "distroless" else f"{root.cell.id} (family {root.family})")
         raise BaseforgeError(f"config apps.{name}.packages: the base chain starts at {what}, which has no apt to install them",
                              hint="build the app on a Debian-family image of this workflow, or drop packages:")
     preflight.check_debian_packages(packages, f"apps.{name}.packages")
