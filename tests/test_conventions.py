@@ -118,3 +118,19 @@ def test_verify_prints_the_image_id_of_images_tsv_and_docker_images(tmp_path, ca
     verify.record(tmp_path / "results/verify.json", {"c/x": outcome})
     verify.record(tmp_path / "results/verify.json", {"c/y": {"reproduced": False}})
     assert set(json.loads((tmp_path / "results/verify.json").read_text())) == {"c/x", "c/y"}
+
+
+def test_verify_rebuilds_with_every_input_of_the_work_directory_and_none_of_its_outputs(tmp_path):
+    """An app's context or Dockerfile may sit anywhere in the work directory (not only apps/): the rebuild's
+    directory has it, linked, and the workflow copied; build outputs are made afresh, never linked."""
+    work, fresh = tmp_path / "work", tmp_path / "fresh"
+    for d in ("rules", "config", "ctx/sub", "build/apps", "results", ".snakemake", "logs"):
+        (work / d).mkdir(parents=True)
+    (work / "Snakefile").write_text("x")
+    (work / "ctx/sub/f").write_text("f")
+    (work / "keyring.gpg").write_text("k")
+    fresh.mkdir()
+    verify.stage(work, fresh)
+    assert sorted(p.name for p in fresh.iterdir()) == ["Snakefile", "config", "ctx", "keyring.gpg", "rules"]
+    assert (fresh / "ctx/sub/f").read_text() == "f" and (fresh / "ctx").is_symlink()
+    assert not (fresh / "rules").is_symlink() and not (fresh / "Snakefile").is_symlink()
