@@ -80,6 +80,23 @@ def test_a_failed_chrootless_build_falls_back_to_qemu_and_says_so(root, monkeypa
     assert calls == [qemu] and "building under qemu: debian bullseye is not known" in caplog.text
 
 
+
+def test_a_mirror_failure_is_not_retried_under_qemu(root, monkeypatch, tmp_path):
+    """apt could not fetch (a mirror mid-sync, no network): qemu would fail the same way, only slower."""
+    calls = []
+
+    def fake_run(argv, env=None):
+        calls.append(argv)
+        raise BaseforgeError("mmdebstrap exited with code 25:\n    E: Failed to fetch http://m.invalid/debian/dists/"
+                             "bookworm/main/binary-arm64/Packages.xz  File has unexpected size (1 != 2). Mirror sync in progress?")
+
+    monkeypatch.setattr(chrootless, "run", fake_run)
+    qemu = ["mmdebstrap", "--mode=root", "--customize-hook=true", "trixie", str(tmp_path / "r.tar")]
+    with pytest.raises(BaseforgeError, match="Failed to fetch"):
+        chrootless.build(CELL, qemu, {}, tmp_path / "r.tar")
+    assert calls == [chrootless.argv(qemu)]
+
+
 # --- end to end ----------------------------------------------------------------------------------------
 
 E2E = """
