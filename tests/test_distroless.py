@@ -332,3 +332,17 @@ def test_distroless_verifies_the_index_signature_and_builds_from_the_packages_da
     assert {"etc/os-release", "usr/bin/busybox", "var/lib/dpkg/status.d/fixture-base", "etc/passwd"} <= set(tree)
     assert tree["tmp"].mode == 0o1777 and "etc/ssl/certs/ca-certificates.crt" not in tree
     assert [p.name for p in manifest.packages(tmp_path / "good.tar")] == ["fixture-base"]
+
+
+@pytest.mark.root
+def test_distroless_downloads_with_the_cells_apt_config_from_a_relative_work_directory(signed_repo, tmp_path, monkeypatch):
+    """As the workflow runs it: the output under build/ relative to the work directory. apt-get download runs in
+    the download folder; a relative APT_CONFIG there is unreadable and apt falls back to the host's own
+    configuration (its architecture and sources: amd64 packages for an arm64 cell, nothing from this repository)."""
+    from baseforge.bootstrap import build_raw
+
+    url, keys = signed_repo
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build/raw").mkdir(parents=True)
+    build_raw(fixture_cell(url, keys["good"].keyring), Path("build/raw/good.tar"))
+    assert [p.name for p in manifest.packages(tmp_path / "build/raw/good.tar")] == ["fixture-base"]

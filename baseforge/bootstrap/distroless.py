@@ -202,7 +202,9 @@ def apt_config(root: Path, cell: CellSpec) -> Path:
 
 def fetch(cell: CellSpec, workdir: Path) -> tuple[dict[str, deb822.Packages], dict[str, Path]]:
     """Update the scratch apt root, resolve the cell's set, and download it: (packages, .deb by name)."""
-    root = workdir / "apt"
+    # absolute: apt-get download runs in the download folder, and a relative APT_CONFIG it cannot read makes
+    # it fall back to the build host's own configuration (its architecture, sources and lists)
+    root = (workdir / "apt").resolve()
     env = {"APT_CONFIG": str(apt_config(root, cell))}
     try:  # apt-get update fails on a bad or missing signature (and on a source it cannot reach)
         run(["apt-get", "update", "-o", "APT::Update::Error-Mode=any"], env=env)
