@@ -87,6 +87,14 @@ def app_packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tup
     return packages
 
 
+def merged_env(base: tuple[str, ...], env: dict[str, str]) -> tuple[str, ...]:
+    """The base's environment with the app's ``env:`` added and overriding, as a Dockerfile's ``ENV`` does
+    (the base's order, then the app's new names sorted)."""
+    out = dict(e.split("=", 1) for e in base)
+    out.update(sorted(env.items()))
+    return tuple(f"{k}={v}" for k, v in out.items())
+
+
 def smoke_checks(name: str, spec: dict[str, Any], packages: tuple[str, ...],
                  root: ImagePlan | None) -> tuple[tuple[Any, ...], dict[str, str]]:
     """The app's smoke test: its ``checks:`` (and ``expect:``); with neither, that its packages are
@@ -138,7 +146,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
         title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,
         arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
         entrypoint=tuple(spec.get("entrypoint", [])),
-        env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),
+        env=merged_env(base_meta.env if base_meta else (), spec.get("env", {})),
         workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_meta)},
         base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
     )

@@ -136,3 +136,16 @@ def test_the_shipped_config_is_valid():
     cfg["epoch"] = 1
     p = config.plan(cfg, workdir=Path(__file__).resolve().parent.parent, resolve_epochs=False)
     assert {"hello", "greeter"} <= set(p.apps)
+
+
+def test_an_apps_env_adds_to_its_bases_as_dockerfile_env_does(tmp_path):
+    """env: {A: 1} on a Debian base keeps the base's PATH (a replaced environment lost it)."""
+    cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"], "env": {"LANG": "C.UTF-8"}}},
+           "apps": {"a": {"base": "debian:bookworm", "packages": ["jq"], "env": {"A": "1", "LANG": "C"}},
+                    "b": {"base": "a", "packages": ["file"]}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    base = p.images["debian/bookworm/default/amd64"].meta.env
+    assert {e.split("=")[0] for e in base} == {"PATH", "LANG"}
+    env = dict(e.split("=", 1) for e in p.apps["a"].meta.env)
+    assert env["A"] == "1" and env["LANG"] == "C" and env["PATH"] == dict(e.split("=", 1) for e in base)["PATH"]
+    assert p.apps["b"].meta.env == p.apps["a"].meta.env
