@@ -156,3 +156,38 @@ def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_th
     with caplog.at_level(logging.INFO, logger="baseforge"), pytest.raises(BaseforgeError, match=r"^skopeo exited with code [1-9]"):
         push(str(image(tmp_path / "s.oci.tar", "sigstore")), target, ["bfsig/app:1"], str(tmp_path / "s.json"))
     assert re.search(r"\$ skopeo copy .*--sign-by-sigstore-private-key", caplog.text)  # the argv is in the log
+
+
+def test_every_tag_verifies_and_a_repush_keeps_one_signature_per_tag(registry, gpg_key, tmp_path):
+    """A simple signature names one tag, and signedBy accepts it for that tag only: an image pushed as
+    :bookworm and :latest (an index, so each architecture's manifest too) verifies under both, also after
+    it is pushed again; the lookaside then holds one signature per tag, not one more per push."""
+    from baseforge.oci import write_index
+
+    home, fpr, secret, public = gpg_key
+    archives = [image(tmp_path / "amd64.oci.tar", "tags-amd64")]
+    layer = tmp_path / "amd64.oci.layer.tar"
+    archives.append(tmp_path / "arm64.oci.tar")
+    write_image(archives[1], [layer], ImageMeta(title="t", version="1", created=1700000000, arch="arm64", tags=("x/t:1",)))
+    write_index(tmp_path / "index.oci.tar", archives, ImageMeta(title="t", version="1", created=1700000000,
+                                                                  arch="amd64", tags=("x/t:1",)))
+    lookaside = tmp_path / "signatures"
+    target = {"url": registry, "tls_verify": False, "sign": {"gpg": fpr, "gnupg_home": str(home),
+                                                             "passphrase_file": str(secret), "lookaside": str(lookaside)}}
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
+        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
+        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
+    consumer = tmp_path / "registries.d"
+    consumer.mkdir()
+    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    tags = ["bfsign/tags:bookworm", "bfsign/tags:latest"]
+    for attempt in range(2):
+        push(str(tmp_path / "index.oci.tar"), target, tags, str(tmp_path / "rec.json"))
+        for tag in tags:
+            ok = verify(registry, tag, policy, consumer, tmp_path / f"out-{attempt}-{tag.rpartition(':')[2]}")
+            assert ok.returncode == 0, (attempt, tag, ok.stderr)
+        folders = sorted(p for p in lookaside.rglob("*") if p.is_dir() and "@" in p.name)
+        assert len(folders) == 3  # the index and both architectures' manifests
+        for folder in folders:
+            assert sorted(p.name for p in folder.iterdir()) == ["signature-1", "signature-2"], (attempt, folder)
