@@ -59,6 +59,18 @@ def verify(registry: str, ref: str, policy: Path, registries_d: Path, dest: Path
                           capture_output=True, text=True)
 
 
+def consumer_setup(tmp_path: Path, registry: str, public: Path, lookaside: Path) -> tuple[Path, Path]:
+    """A consumer's containers-policy.json (signedBy the key, for the registry) and registries.d (the lookaside)."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
+        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
+        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
+    consumer = tmp_path / "registries.d"
+    consumer.mkdir()
+    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    return policy, consumer
+
+
 def test_signed_pushes_pass_the_policy_unsigned_and_tampered_ones_do_not(registry, gpg_key, tmp_path, caplog):
     home, fpr, secret, public = gpg_key
     lookaside = tmp_path / "signatures"
@@ -73,13 +85,7 @@ def test_signed_pushes_pass_the_policy_unsigned_and_tampered_ones_do_not(registr
     assert PASSPHRASE not in caplog.text and PASSPHRASE not in (tmp_path / "a.json").read_text()
     assert "--sign-passphrase-file" in caplog.text
 
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
-        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
-        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
-    consumer = tmp_path / "registries.d"
-    consumer.mkdir()
-    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    policy, consumer = consumer_setup(tmp_path, registry, public, lookaside)
 
     ok = verify(registry, "bfsign/app:1", policy, consumer, tmp_path / "out-a")
     assert ok.returncode == 0, ok.stderr
@@ -174,13 +180,7 @@ def test_every_tag_verifies_and_a_repush_keeps_one_signature_per_tag(registry, g
     lookaside = tmp_path / "signatures"
     target = {"url": registry, "tls_verify": False, "sign": {"gpg": fpr, "gnupg_home": str(home),
                                                              "passphrase_file": str(secret), "lookaside": str(lookaside)}}
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
-        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
-        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
-    consumer = tmp_path / "registries.d"
-    consumer.mkdir()
-    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    policy, consumer = consumer_setup(tmp_path, registry, public, lookaside)
     tags = ["bfsign/tags:bookworm", "bfsign/tags:latest"]
     for attempt in range(2):
         push(str(tmp_path / "index.oci.tar"), target, tags, str(tmp_path / "rec.json"))
