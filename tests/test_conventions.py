@@ -46,14 +46,14 @@ def test_latest_false_still_means_no_latest():
 
 
 def test_a_scratch_app_is_created_at_the_configs_epoch():
-    apps = {"tool": {"base": "scratch", "cmd": ["/tool"]}}
+    apps = {"tool": {"base": "scratch", "cmd": ["/tool"], "expect": "x"}}
     assert plan({"debian": {"releases": ["bookworm"]}}, apps, epoch=1690000000).apps["tool"].meta.created == 1690000000
 
 
 def test_a_scratch_app_under_epoch_release_takes_the_newest_image_epoch():
     images = {"debian": {"releases": ["bookworm"], "epoch": 1600000000},
               "busybox": {"releases": ["bookworm"], "epoch": 1650000000}}
-    p = config.plan({"mirrors": MIRRORS, "images": images, "apps": {"tool": {"base": "scratch", "cmd": ["/t"]}}},
+    p = config.plan({"mirrors": MIRRORS, "images": images, "apps": {"tool": {"base": "scratch", "cmd": ["/t"], "expect": "x"}}},
                     resolve_epochs=False)
     assert p.apps["tool"].meta.created == 1650000000
 
