@@ -117,11 +117,25 @@ def _compare_app(app: str, workdir: Path, fresh: Path) -> dict:
                 (Path(tmp) / name).mkdir()
                 trees.append(Path(tmp) / f"{name}.tar")
                 flatten(root / paths.app(paths.APP_OCI, app), trees[-1], Path(tmp) / name)
-            lines = tar_diff(*trees)
-            for line in lines or ["the files are the same: the image config or layer order differs"]:
+            lines = tar_diff(*trees) or config_diff(workdir / paths.app(paths.APP_OCI, app), fresh / paths.app(paths.APP_OCI, app))
+            for line in lines or ["the files and the image config are the same: the layers are split differently"]:
                 print(f"    {line}")
     return {"reproduced": same, "recorded_image_id": rec["image_id"], "rebuilt_image_id": new["image_id"],
             "rebuilt_manifest_digest": new["manifest_digest"]}
+
+
+def config_diff(recorded: Path, rebuilt: Path) -> list[str]:
+    """The image config fields that differ (``config.Env``, ``created`` …), each with both values."""
+    from .ociread import read
+
+    def flat(cfg: dict) -> dict[str, object]:
+        out = {k: v for k, v in cfg.items() if k not in ("config", "rootfs")}
+        out.update({f"config.{k}": v for k, v in (cfg.get("config") or {}).items()})
+        return out
+
+    a, b = flat(read(recorded).config), flat(read(rebuilt).config)
+    return [f"image config {k}: recorded {json.dumps(a.get(k))} rebuilt {json.dumps(b.get(k))}"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def record(path: Path, outcomes: dict[str, dict]) -> None:

@@ -134,3 +134,20 @@ def test_verify_rebuilds_with_every_input_of_the_work_directory_and_none_of_its_
     assert sorted(p.name for p in fresh.iterdir()) == ["Snakefile", "config", "ctx", "keyring.gpg", "rules"]
     assert (fresh / "ctx/sub/f").read_text() == "f" and (fresh / "ctx").is_symlink()
     assert not (fresh / "rules").is_symlink() and not (fresh / "Snakefile").is_symlink()
+
+
+def test_verify_names_the_config_fields_that_make_an_app_differ(tmp_path):
+    """Same files, another config (the Env order, a label): verify says which field, with both values."""
+    import tarfile as tf_
+
+    from baseforge.oci import write_image
+    from baseforge.spec import ImageMeta
+
+    layer = tmp_path / "layer.tar"
+    with tf_.open(layer, "w"):
+        pass
+    for name, env in (("rec", ("A=1", "PATH=/bin")), ("new", ("PATH=/bin", "A=1"))):
+        write_image(tmp_path / f"{name}.oci.tar", [layer],
+                    ImageMeta(title="x", version="1", created=1, arch="amd64", tags=("x:1",), env=env))
+    lines = verify.config_diff(tmp_path / "rec.oci.tar", tmp_path / "new.oci.tar")
+    assert lines == ['image config config.Env: recorded ["A=1", "PATH=/bin"] rebuilt ["PATH=/bin", "A=1"]']
