@@ -110,6 +110,22 @@ def smoke_checks(name: str, spec: dict[str, Any], packages: tuple[str, ...],
                          hint="add expect: <text its default command prints> or checks: [<command that exits 0>]")
 
 
+def app_meta(name: str, spec: dict[str, Any], tags: tuple[str, ...], base: ImageMeta | None, epoch: int) -> ImageMeta:
+    """The app's image config: what the app says, else what its base has, as a Dockerfile's image inherits
+    (``cmd``, ``entrypoint``, ``workdir``, ``user``; ``env`` adds to the base's; a new ``entrypoint`` drops the
+    base's ``cmd``, as Docker does)."""
+    inherit = base or ImageMeta(title="scratch", version="", created=epoch, arch="amd64")
+    keep_cmd = "entrypoint" not in spec
+    return ImageMeta(
+        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=inherit.created, arch=inherit.arch, tags=tags,
+        cmd=tuple(spec["cmd"]) if "cmd" in spec else (inherit.cmd if keep_cmd else ()),
+        entrypoint=tuple(spec.get("entrypoint", inherit.entrypoint)),
+        env=merged_env(inherit.env, spec.get("env", {})), workdir=spec.get("workdir", inherit.workdir),
+        user=spec.get("user", inherit.user), labels={**spec.get("labels", {}), **trust.inherited_labels(base)},
+        base_name=base.tags[0] if base else "scratch", comment=f"baseforge app {name}",
+    )
+
+
 def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
              apps: dict[str, AppPlan], epoch: int = 0) -> AppPlan:
     """The plan of app ``name`` (``apps``: those planned so far, its bases among them; ``epoch``: the
@@ -142,14 +158,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_meta, root = base_of(base, images, apps)
-    meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,
-        arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
-        entrypoint=tuple(spec.get("entrypoint", [])),
-        env=merged_env(base_meta.env if base_meta else (), spec.get("env", {})),
-        workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_meta)},
-        base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
-    )
+    meta = app_meta(name, spec, tags, base_meta, epoch)
     packages = app_packages(name, spec, images[root] if root else None)
     checks, os_release = smoke_checks(name, spec, packages, images[root] if root else None)
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),

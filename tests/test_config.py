@@ -149,3 +149,28 @@ def test_an_apps_env_adds_to_its_bases_as_dockerfile_env_does(tmp_path):
     env = dict(e.split("=", 1) for e in p.apps["a"].meta.env)
     assert env["A"] == "1" and env["LANG"] == "C" and env["PATH"] == dict(e.split("=", 1) for e in base)["PATH"]
     assert p.apps["b"].meta.env == p.apps["a"].meta.env
+
+
+def test_an_app_inherits_its_bases_image_config_as_a_dockerfile_image_does(tmp_path):
+    """cmd, entrypoint, workdir and user come from the base unless the app sets them; a new entrypoint drops
+    the base's cmd (Docker's rule); user: reaches the OCI config."""
+    from baseforge.oci import _config
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx/f").write_text("x")
+    cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"]}}, "apps": {
+        "a": {"base": "debian:bookworm", "packages": ["hello"], "cmd": ["hello"], "workdir": "/srv", "user": "nobody"},
+        "b": {"base": "a", "packages": ["jq"]},
+        "c": {"base": "a", "packages": ["jq"], "entrypoint": ["jq"], "user": "1000:1000"}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    a, b, c = (p.apps[n].meta for n in "abc")
+    assert (b.cmd, b.workdir, b.user, b.entrypoint) == (("hello",), "/srv", "nobody", ())
+    assert (c.cmd, c.entrypoint, c.user, c.workdir) == ((), ("jq",), "1000:1000", "/srv")
+    assert _config(a, [], [])["config"]["User"] == "nobody"
+    # an image's meta (no user) keeps its params: no "user" key, no User in the config
+    deb = p.images["debian/bookworm/default/amd64"].meta
+    assert "user" not in deb.to_dict() and "User" not in _config(deb, [], [])["config"]
+    assert type(deb).from_dict(a.to_dict()) == a
+    cfg["apps"] = {"d": {"base": "debian:bookworm", "packages": ["jq"], "user": "root; rm -rf /"}}
+    with pytest.raises(BaseforgeError, match=r"apps.d.user"):
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
