@@ -141,7 +141,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
             raise BaseforgeError(f"config {where}.dockerfile: {dockerfile_path} does not exist",
                                  hint="point dockerfile: at a directory that holds a Dockerfile")
         parsed = dockerfile.parse(dockerfile_path, f"{where}.dockerfile")
-        from_refs = tuple((r, resolve_base(r, images, namespace, f"{where}.dockerfile (FROM {r})", apps))
+        from_refs = tuple((r, resolve_base(r, images, namespace, f"{where}.dockerfile ({parsed.named_in[r]} {r})", apps))
                           for r in parsed.images)
         base = dict(from_refs)[parsed.final] if parsed.final else None
     else:

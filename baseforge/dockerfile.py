@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BaseforgeError
@@ -28,6 +28,8 @@ class Parsed:
     images: tuple[str, ...]
     #: the image the last stage is built on (through stage names), None for scratch
     final: str | None
+    #: image -> the instruction that first names it ("FROM", "COPY --from", "RUN --mount from"), for messages
+    named_in: dict[str, str] = field(default_factory=dict)
 
 
 def instructions(text: str) -> list[str]:
@@ -95,17 +97,16 @@ def parse(path: Path, where: str) -> Parsed:
     args: dict[str, str] = {}
     stages: list[str | None] = []  # per stage: the image it starts from (None: scratch), through stage names
     names: dict[str, int] = {}
-    images: list[str] = []
+    images: dict[str, str] = {}  # image -> the instruction naming it first
 
-    def image_or_stage(ref: str) -> str | None:
+    def image_or_stage(ref: str, instruction: str = "FROM") -> str | None:
         if ref.lower() in names:
             return stages[names[ref.lower()]]
         if ref.isdigit() and int(ref) < len(stages):
             return stages[int(ref)]
         if ref.lower() == "scratch":
             return None
-        if ref not in images:
-            images.append(ref)
+        images.setdefault(ref, instruction)
         return ref
 
     for line in instructions(path.read_text()):
@@ -128,10 +129,10 @@ def parse(path: Path, where: str) -> Parsed:
                 names[words[2].lower()] = len(stages) - 1
         elif keyword in ("COPY", "ADD", "RUN") and stages:
             for ref in _from_values(words):
-                image_or_stage(substitute(ref, args))
+                image_or_stage(substitute(ref, args), f"{keyword} --from" if keyword != "RUN" else "RUN --mount from")
     if not stages:
         raise BaseforgeError(f"config {where}: {path} has no FROM line", hint="start the Dockerfile with FROM <image>")
-    return Parsed(images=tuple(images), final=stages[-1])
+    return Parsed(images=tuple(images), final=stages[-1], named_in=images)
 
 
 def split_digest(ref: str) -> tuple[str, str | None]:

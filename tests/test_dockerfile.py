@@ -68,7 +68,7 @@ def test_a_stage_and_a_copy_from_make_chains_and_cycles(tmp_path):
     ("ARG B\nFROM $B\n", ["apps.a.dockerfile", "names no image"]),
     ("RUN true\n", ["apps.a.dockerfile", "no FROM"]),
     ("FROM alpine:3\n", ["apps.a.dockerfile (FROM alpine:3)", "not an image or app of this workflow", "ns/debian:bookworm"]),
-    ("FROM ns/debian:bookworm\nCOPY --from=nothere:1 /a /a\n", ["apps.a.dockerfile (FROM nothere:1)", "not an image"]),
+    ("FROM ns/debian:bookworm\nCOPY --from=nothere:1 /a /a\n", ["apps.a.dockerfile (COPY --from nothere:1)", "not an image"]),
 ])
 def test_what_names_no_workflow_image_is_refused_naming_the_field(tmp_path, text, words):
     message = refused(tmp_path, {"a": {"dockerfile": "a"}}, {"a": text})
