@@ -117,7 +117,8 @@ def _compare_app(app: str, workdir: Path, fresh: Path) -> dict:
                 (Path(tmp) / name).mkdir()
                 trees.append(Path(tmp) / f"{name}.tar")
                 flatten(root / paths.app(paths.APP_OCI, app), trees[-1], Path(tmp) / name)
-            lines = tar_diff(*trees) or config_diff(workdir / paths.app(paths.APP_OCI, app), fresh / paths.app(paths.APP_OCI, app))
+            archives = (root / paths.app(paths.APP_OCI, app) for root in (workdir, fresh))
+            lines = tar_diff(*trees) or config_diff(*archives)
             for line in lines or ["the files and the image config are the same: the layers are split differently"]:
                 print(f"    {line}")
     return {"reproduced": same, "recorded_image_id": rec["image_id"], "rebuilt_image_id": new["image_id"],
