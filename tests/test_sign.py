@@ -191,3 +191,21 @@ def test_every_tag_verifies_and_a_repush_keeps_one_signature_per_tag(registry, g
         assert len(folders) == 3  # the index and both architectures' manifests
         for folder in folders:
             assert sorted(p.name for p in folder.iterdir()) == ["signature-1", "signature-2"], (attempt, folder)
+
+
+def test_lookaside_folders_follow_skopeos_layout(tmp_path):
+    """<lookaside>/<repository path without the host, with the registry's path prefix>@sha256=<hex>."""
+    d = "sha256:" + "ab" * 32
+    found = sign.lookaside_dirs(tmp_path, "127.0.0.1:5000/team/", "ns/app:1", [d])
+    assert found == [tmp_path / f"team/ns/app@sha256={'ab' * 32}"]
+    assert sign.lookaside_dirs(tmp_path, "reg.example:443", "app:latest", [d]) == [tmp_path / f"app@sha256={'ab' * 32}"]
+    kept = sign.Kept()
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for data in (b"tag-1", b"tag-2"):  # skopeo leaves only the last copy's signature-1 (and deletes the rest)
+        (folder / "signature-1").write_bytes(data)
+        kept.add([folder])
+    (folder / "signature-3").write_bytes(b"stale")
+    kept.write()
+    assert [(folder / f"signature-{i}").read_bytes() for i in (1, 2)] == [b"tag-1", b"tag-2"]
+    assert not (folder / "signature-3").exists()  # a stale one after them goes
