@@ -12,15 +12,16 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import sandbox
 from .errors import BaseforgeError
-from .layers import WHITEOUT
-from .manifest import DPKG_STATUS, Package, parse_dpkg_status, write_sbom
+from .layers import OPAQUE, WHITEOUT
+from .manifest import DPKG_STATUS, DPKG_STATUS_D, Package, parse_dpkg_status, write_sbom
 from .oci import write_image
-from .ociread import read
+from .ociread import check_pinned, read
 from .run import step, write_json
 from .spec import ImageMeta
 
@@ -111,29 +112,64 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     write_json(info, result.to_dict())
 
 
+def check_pins(app: dict[str, Any], base_archive: str | None) -> None:
+    """A ``base:`` pinned by digest must be the base this workflow built (baseforge.ociread.check_pinned)."""
+    for ref, _ in app.get("from_refs", []) if base_archive else []:
+        check_pinned(ref, Path(base_archive), f"config apps.{app['name']}.base")
 
-def installed(archive: Path) -> list[Package]:
-    """The dpkg packages of the image in ``archive``: the status file of the topmost layer that has one."""
+
+def _layers(archive: Path) -> Iterator[tarfile.TarFile]:
+    """The layers of the image in ``archive``, top first, each opened as a stream."""
     manifest = read(archive).manifest
-    whiteout = DPKG_STATUS.rpartition("/")[0] + "/" + WHITEOUT + DPKG_STATUS.rpartition("/")[2]
     with tarfile.open(archive, "r:") as outer:
         for desc in reversed(manifest["layers"]):
             blob = outer.extractfile("blobs/" + desc["digest"].replace(":", "/"))
             stream = gzip.GzipFile(fileobj=blob, mode="rb") if desc["mediaType"].endswith("gzip") else blob
             with tarfile.open(fileobj=stream, mode="r|") as tf:
-                for m in tf:
-                    name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
-                    if name == whiteout:
-                        return []
-                    if name == DPKG_STATUS and m.isreg():
-                        return parse_dpkg_status(tf.extractfile(m).read().decode("utf-8", errors="replace"))
-    return []
+                yield tf
+
+
+def _name(member: tarfile.TarInfo) -> str:
+    return "/".join(p for p in member.name.split("/") if p not in ("", "."))
+
+
+def installed(archive: Path) -> list[Package]:
+    """The dpkg packages of the image in ``archive``: the status file of the topmost layer that has one, else
+    (a distroless base) the records in ``status.d/`` that the layers leave, whiteouts applied."""
+    folder, base = DPKG_STATUS.rpartition("/")[::2]
+    for tf in _layers(archive):
+        for m in tf:
+            if _name(m) == f"{folder}/{WHITEOUT}{base}":
+                return []
+            if _name(m) == DPKG_STATUS and m.isreg():
+                return parse_dpkg_status(tf.extractfile(m).read().decode("utf-8", errors="replace"))
+    records: dict[str, str | None] = {}  # status.d/<pkg> -> its paragraph (None: deleted by an upper layer)
+    top = DPKG_STATUS_D.rstrip("/")
+    for tf in _layers(archive):
+        gone = False
+        for m in tf:
+            name = _name(m)
+            if not name.startswith(DPKG_STATUS_D):
+                gone = gone or name in (f"{top.rpartition('/')[0]}/{WHITEOUT}status.d", f"{top}/{OPAQUE}")
+                continue
+            entry = name.removeprefix(DPKG_STATUS_D)
+            if entry == OPAQUE:
+                gone = True
+            elif entry.startswith(WHITEOUT):
+                records.setdefault(entry.removeprefix(WHITEOUT), None)
+            elif m.isreg() and not entry.endswith(".md5sums"):
+                records.setdefault(entry, tf.extractfile(m).read().decode("utf-8", errors="replace").strip("\n"))
+        if gone:  # this layer replaced status.d: nothing below counts
+            break
+    paragraphs = [records[k] for k in sorted(records) if records[k]]
+    return parse_dpkg_status("\n\n".join(paragraphs) + "\n") if paragraphs else []
 
 
 def write_declarative(app: dict[str, Any], base_archive: str | None, archive: str, info: str, sbom: str,
                       below: list[Path] | None = None, threads: int | None = None) -> None:
     """Rule app_image (an app without packages; with them, baseforge.app_packages): its image, then its SBOM."""
     meta = ImageMeta.from_dict(app["meta"])
+    check_pins(app, base_archive)
     write_app(app, base_archive, archive, info, below=below, threads=threads)
     image_id = json.loads(Path(info).read_text())["image_id"]
     pkgs = installed(Path(archive))

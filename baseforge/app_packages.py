@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bootstrap, layers, lockbuild, pack, pkgcache
-from .app import write_declarative
+from .app import check_pins, write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
 from .spec import CellSpec
@@ -81,6 +81,7 @@ def _install_locked(cell: CellSpec, raw: Path, flat: Path, workdir: Path) -> Non
 def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_archive: str, archive: str, info: str,
                         sbom: str, threads: int | None = None) -> None:
     """Rule app_image for an app with packages: the packages layer, then the app's files, image and SBOM."""
+    check_pins(app, base_archive)
     with tempfile.TemporaryDirectory(prefix=".pkgs-", dir=Path(archive).resolve().parent) as tmp:
         layer = Path(tmp) / "packages.tar"
         locked = {k: app[k] for k in ("lock", "lock_key", "snapshot")} if app.get("lock") else None

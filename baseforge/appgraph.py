@@ -7,14 +7,11 @@ every base before the apps built on it, and refuses a cycle at plan time, naming
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from . import dockerfile
 from .errors import BaseforgeError
-
-FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
-STAGE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?\S+\s+AS\s+(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def repo(namespace: str, name: str) -> str:
@@ -29,30 +26,26 @@ def with_tag(ref: str) -> str:
 
 
 def candidates(ref: str, namespace: str) -> set[str]:
-    """The full tags ``ref`` may mean: as written, and under this workflow's namespace."""
+    """The full tags ``ref`` may mean: as written, and under this workflow's namespace. A digest
+    (``name:tag@sha256:…``) is checked against the built image when the app is built (baseforge.buildah);
+    ``name@sha256:…`` means the repository's ``latest``."""
+    ref = dockerfile.split_digest(ref)[0]
     refs = {ref, with_tag(ref)}
     if namespace:
         refs |= {f"{namespace}/{r}" for r in list(refs)}
     return refs
 
 
-def dockerfile_refs(dockerfile: Path) -> list[str]:
-    """The images a Dockerfile's stages build FROM, without references to its own earlier stages."""
-    text = dockerfile.read_text()
-    stages = {s.lower() for s in STAGE.findall(text)}
-    return [r for r in FROM.findall(text) if r.lower() not in stages]
-
-
 def base_field(name: str, spec: dict[str, Any]) -> str:
     return f"apps.{name}.dockerfile" if "dockerfile" in spec else f"apps.{name}.base"
 
 
-def base_refs(spec: dict[str, Any], workdir: Path) -> list[str]:
+def base_refs(name: str, spec: dict[str, Any], workdir: Path) -> list[str]:
     """The references an app's base is named by (none for scratch, or a Dockerfile that is missing:
     the plan names that problem itself)."""
     if "dockerfile" in spec:
-        dockerfile = workdir / spec["dockerfile"] / "Dockerfile"
-        return dockerfile_refs(dockerfile) if dockerfile.is_file() else []
+        path = workdir / spec["dockerfile"] / "Dockerfile"
+        return list(dockerfile.parse(path, base_field(name, spec)).images) if path.is_file() else []
     return [spec["base"]] if spec.get("base", "scratch") != "scratch" else []
 
 
@@ -70,7 +63,7 @@ def app_of(ref: str, tags: dict[str, str], namespace: str) -> str | None:
 def order(apps: dict[str, Any], namespace: str, workdir: Path) -> list[str]:
     """App names with every base app before the apps built on it (else config order); a cycle is an error."""
     tags = app_tags(apps, namespace)
-    deps = {name: [d for d in (app_of(r, tags, namespace) for r in base_refs(spec, workdir)) if d]
+    deps = {name: [d for d in (app_of(r, tags, namespace) for r in base_refs(name, spec, workdir)) if d]
             for name, spec in apps.items()}
     done: list[str] = []
     state: dict[str, str] = {}

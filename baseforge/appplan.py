@@ -4,11 +4,12 @@ config and packages, each refusal naming the config path (:func:`baseforge.confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import appgraph, preflight, trust
+from . import appgraph, dockerfile, preflight, trust
 from .appgraph import repo
 from .errors import BaseforgeError
 from .spec import ImageMeta
@@ -28,7 +29,9 @@ class AppPlan:
     meta: ImageMeta
     expect: str | None
     checks: tuple[Any, ...] = ()
-    base_tags: tuple[str, ...] = ()
+    #: every image reference the app is built from (its base:, or its Dockerfile's FROM and COPY --from
+    #: images) with the path (cell id or apps/<name>) it names; ``base`` is the one its last stage starts from
+    from_refs: tuple[tuple[str, str], ...] = ()
     #: packages installed with the base's own package manager (declarative apps)
     packages: tuple[str, ...] = ()
     #: the path (cell id) of the image at the bottom of the base chain (None for scratch)
@@ -38,14 +41,16 @@ class AppPlan:
     lock: str | None = None
     lock_key: str | None = None
     snapshot: str | None = None
+    #: without checks: and expect:, the /etc/os-release the app must still have (its chain's bottom image's)
+    os_release: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         # an unlocked app's dict (the app_image params, its cache key) stays what it was before locks
         locked = {"lock": self.lock, "lock_key": self.lock_key, "snapshot": self.snapshot} if self.lock else {}
         return {"name": self.name, "kind": self.kind, "base": self.base, "context": self.context, "build": self.build,
                 "add": self.add, "meta": self.meta.to_dict(), "expect": self.expect, "checks": list(self.checks),
-                "base_tags": list(self.base_tags), "packages": list(self.packages), "root": self.root,
-                "network": self.network, **locked}
+                "from_refs": [list(r) for r in self.from_refs], "packages": list(self.packages), "root": self.root,
+                "network": self.network, **locked, **({"os_release": self.os_release} if self.os_release else {})}
 
 
 def resolve_base(ref: str, images: dict[str, ImagePlan], namespace: str, where: str,
@@ -80,11 +85,51 @@ def app_packages(name: str, spec: dict[str, Any], root: ImagePlan | None) -> tup
     """An app's ``packages:``, which the apt of the image at the bottom of its chain installs."""
     packages = tuple(spec.get("packages", []))
     if packages and (root is None or root.family != "debian"):
-        what = "scratch" if root is None else f"{root.cell.image} (family {root.family})"
+        what = ("scratch" if root is None else f"{root.cell.id}, a distroless variant (no apt, no dpkg)"
+                if root.cell.bootstrapper == "distroless" else f"{root.cell.id} (family {root.family})")
         raise BaseforgeError(f"config apps.{name}.packages: the base chain starts at {what}, which has no apt to install them",
                              hint="build the app on a Debian-family image of this workflow, or drop packages:")
     preflight.check_debian_packages(packages, f"apps.{name}.packages")
     return packages
+
+
+def merged_env(base: tuple[str, ...], env: dict[str, str]) -> tuple[str, ...]:
+    """The base's environment with the app's ``env:`` added and overriding, as a Dockerfile's ``ENV`` does
+    (the base's order, then the app's new names sorted)."""
+    out = dict(e.split("=", 1) for e in base)
+    out.update(sorted(env.items()))
+    return tuple(f"{k}={v}" for k, v in out.items())
+
+
+def smoke_checks(name: str, spec: dict[str, Any], packages: tuple[str, ...],
+                 root: ImagePlan | None) -> tuple[tuple[Any, ...], dict[str, str]]:
+    """The app's smoke test: its ``checks:`` (and ``expect:``); with neither, that its packages are
+    installed (``dpkg-query -W``), else that its ``/etc/os-release`` is still the one of the image at the
+    bottom of its chain; a FROM-scratch app with neither is refused (there is nothing to test)."""
+    if spec.get("checks") or spec.get("expect") is not None:
+        return tuple(spec.get("checks", [])), {}
+    if packages:  # jq=1.6-2, jq/bookworm-backports -> jq; jq:arm64 stays (dpkg-query reads it)
+        return (["dpkg-query", "-W", *(re.split(r"[=/]", p, maxsplit=1)[0] for p in packages)],), {}
+    if root is not None and root.os_release:
+        return (), dict(root.os_release)
+    raise BaseforgeError(f"config apps.{name}: nothing to smoke-test: the app has neither expect: nor checks:",
+                         hint="add expect: <text its default command prints> or checks: [<command that exits 0>]")
+
+
+def app_meta(name: str, spec: dict[str, Any], tags: tuple[str, ...], base: ImageMeta | None, epoch: int) -> ImageMeta:
+    """The app's image config: what the app says, else what its base has, as a Dockerfile's image inherits
+    (``cmd``, ``entrypoint``, ``workdir``, ``user``; ``env`` adds to the base's; a new ``entrypoint`` drops the
+    base's ``cmd``, as Docker does)."""
+    inherit = base or ImageMeta(title="scratch", version="", created=epoch, arch="amd64")
+    keep_cmd = "entrypoint" not in spec
+    return ImageMeta(
+        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=inherit.created, arch=inherit.arch, tags=tags,
+        cmd=tuple(spec["cmd"]) if "cmd" in spec else (inherit.cmd if keep_cmd else ()),
+        entrypoint=tuple(spec.get("entrypoint", inherit.entrypoint)),
+        env=merged_env(inherit.env, spec.get("env", {})), workdir=spec.get("workdir", inherit.workdir),
+        user=spec.get("user", inherit.user), labels={**spec.get("labels", {}), **trust.inherited_labels(base)},
+        base_name=base.tags[0] if base else "scratch", comment=f"baseforge app {name}",
+    )
 
 
 def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], namespace: str, workdir: Path, claim,
@@ -95,23 +140,20 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
     tags = tuple(f"{repo(namespace, name)}:{t}" for t in spec.get("tags", ["latest"]))
     for t in tags:
         claim(t, where, f"{where}.tags")
-    base_tags: tuple[str, ...] = ()
     if "dockerfile" in spec:
         kind, context = "dockerfile", spec["dockerfile"]
-        dockerfile = workdir / context / "Dockerfile"
-        if not dockerfile.is_file():
-            raise BaseforgeError(f"config {where}.dockerfile: {dockerfile} does not exist",
+        dockerfile_path = workdir / context / "Dockerfile"
+        if not dockerfile_path.is_file():
+            raise BaseforgeError(f"config {where}.dockerfile: {dockerfile_path} does not exist",
                                  hint="point dockerfile: at a directory that holds a Dockerfile")
-        refs = appgraph.dockerfile_refs(dockerfile)
-        bases = [resolve_base(r, images, namespace, f"{where}.dockerfile (FROM {r})", apps) for r in refs]
-        base = next((b for b in bases if b), None)
-        if len({b for b in bases if b}) > 1:
-            raise BaseforgeError(f"config {where}.dockerfile: stages build FROM several workflow images",
-                                 hint="one workflow base per app is supported")
-        base_tags = tuple(r for r in refs if r != "scratch")
+        parsed = dockerfile.parse(dockerfile_path, f"{where}.dockerfile")
+        from_refs = tuple((r, resolve_base(r, images, namespace, f"{where}.dockerfile ({parsed.named_in[r]} {r})", apps))
+                          for r in parsed.images)
+        base = dict(from_refs)[parsed.final] if parsed.final else None
     else:
         kind, context = "declarative", spec.get("context")
         base = resolve_base(spec["base"], images, namespace, f"{where}.base", apps)
+        from_refs = ((spec["base"], base),) if base else ()
         if context and not (workdir / context).is_dir():
             raise BaseforgeError(f"config {where}.context: {workdir / context} is not a directory")
         if (spec.get("build") or spec.get("add")) and not context:
@@ -122,15 +164,9 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
     base_meta, root = base_of(base, images, apps)
-    meta = ImageMeta(
-        title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,
-        arch=base_meta.arch if base_meta else "amd64", tags=tags, cmd=tuple(spec.get("cmd", [])),
-        entrypoint=tuple(spec.get("entrypoint", [])),
-        env=tuple(f"{k}={v}" for k, v in sorted(spec.get("env", {}).items())) or (base_meta.env if base_meta else ()),
-        workdir=spec.get("workdir", ""), labels={**spec.get("labels", {}), **trust.inherited_labels(base_meta)},
-        base_name=base_meta.tags[0] if base_meta else "scratch", comment=f"baseforge app {name}",
-    )
+    meta = app_meta(name, spec, tags, base_meta, epoch)
+    packages = app_packages(name, spec, images[root] if root else None)
+    checks, os_release = smoke_checks(name, spec, packages, images[root] if root else None)
     return AppPlan(name=name, kind=kind, base=base, context=context, build=spec.get("build"), add=dict(spec.get("add", {})),
-                   network=bool(spec.get("network", False)), meta=meta, expect=spec.get("expect"),
-                   checks=tuple(spec.get("checks", [])), base_tags=base_tags,
-                   packages=app_packages(name, spec, images[root] if root else None), root=root)
+                   network=bool(spec.get("network", False)), meta=meta, expect=spec.get("expect"), checks=checks,
+                   os_release=os_release, from_refs=from_refs, packages=packages, root=root)

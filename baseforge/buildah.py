@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from .app import installed
+from . import paths
 from .appgraph import with_tag
+from .dockerfile import split_digest
 from .manifest import write_sbom
 from .ocilayout import A_REF_NAME, BLOB_DIRS, MEDIA_INDEX, MEDIA_MANIFEST, blob_path, digest, dumps, tarinfo
-from .ociread import read
+from .ociread import check_pinned, read
 from .run import atomic_file, run, step, write_json
 from .spec import ImageMeta
 
@@ -53,19 +55,22 @@ def build_argv(root: Path, context: Path, tag: str, epoch: int) -> list[str]:
             "--layers=false", "--no-cache", "-t", tag, "-f", str(context / "Dockerfile"), str(context)]
 
 
-def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, sbom: str) -> dict[str, Any]:
-    """Rule app_build: ``buildah build`` the app's Dockerfile on the base's archive; write its OCI archive
-    and its SBOM (the dpkg status of its tree)."""
+def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive: str, info: str, sbom: str,
+                         archives: dict[str, str] | None = None) -> dict[str, Any]:
+    """Rule app_build: ``buildah build`` the app's Dockerfile on the archives of the images it names (its
+    base, and every other image its stages read; ``archives``: reference -> archive, by default each
+    reference's base in build/); write its OCI archive and its SBOM (the dpkg status of its tree)."""
     meta = ImageMeta.from_dict(app["meta"])
     out = Path(archive)
     with tempfile.TemporaryDirectory(prefix=".buildah-", dir=out.resolve().parent) as tmp:
         root = Path(tmp)
-        if base_archive:
-            with step(f"buildah: base {base_archive} as {', '.join(app.get('base_tags', []))}"):
-                image_id = run([*storage(root), "pull", "-q", f"oci-archive:{Path(base_archive).resolve()}"],
+        for path, refs in _by_archive(app, archives).items():
+            with step(f"buildah: {path} as {', '.join(refs)}"):
+                image_id = run([*storage(root), "pull", "-q", f"oci-archive:{Path(path).resolve()}"],
                                capture=True).stdout.decode().strip().splitlines()[-1]
-                for ref in app.get("base_tags", []):
-                    run([*storage(root), "tag", image_id, qualified(ref)])
+                for ref in refs:
+                    check_pinned(ref, Path(path), f"app {app['name']} ({app['context']}/Dockerfile)")
+                    run([*storage(root), "tag", image_id, qualified(split_digest(ref)[0])])
         name = f"localhost/baseforge-build/{app['name']}:latest"
         with step(f"buildah build {app['context']} (--timestamp {meta.created})"):
             run(build_argv(root, Path(app["context"]).resolve(), name, meta.created))
@@ -77,6 +82,14 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
     write_sbom(installed(out), Path(sbom), name=meta.title, created=meta.created,
                namespace_seed=f"apps/{app['name']}:{result['image_id']}")
     return result
+
+
+def _by_archive(app: dict[str, Any], archives: dict[str, str] | None) -> dict[str, list[str]]:
+    """Archive of each image the Dockerfile names -> the references it is named by."""
+    found: dict[str, list[str]] = {}
+    for ref, path in app.get("from_refs", []):
+        found.setdefault((archives or {}).get(ref) or paths.base(path), []).append(ref)
+    return found
 
 
 def _cleanup(root: Path) -> None:

@@ -45,6 +45,10 @@ FIXUPS = (
 #: distribution -> first major release whose essential set supports DPKG_ROOT throughout (tested here)
 AUTO_FROM = {"debian": 12}
 AUTO_VARIANTS = ("essential", "minbase", "apt")
+#: apt's words for a failure of the mirror or the network, not of the chrootless mode: no fallback to qemu
+NOT_CHROOTLESS = ("Failed to fetch", "Some index files failed to download", "Unable to locate package",
+                  "Temporary failure resolving", "Could not connect", "Connection refused", "Hash Sum mismatch",
+                  "File has unexpected size")
 #: Debian suites named by role or codename without a number in the preset: newer than any numbered one
 ROLLING = ("testing", "sid", "unstable", "forky")
 
@@ -102,6 +106,8 @@ def build(cell: CellSpec, qemu_argv: list[str], env: dict[str, str], out_tar: Pa
             log.info("%s: built chrootless (the host's dpkg; %d fix-ups under qemu)", cell.id, len(FIXUPS))
             return "chrootless"
         except BaseforgeError as err:
+            if any(m in err.message for m in NOT_CHROOTLESS):
+                raise  # the mirror or the network failed: a qemu build would fail the same way, only slower
             log.warning("%s: the chrootless build failed, building under qemu instead: %s", cell.id, err.message.splitlines()[0])
             Path(out_tar).unlink(missing_ok=True)
     elif cell.arch != host_arch():

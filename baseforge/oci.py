@@ -202,7 +202,8 @@ def write_index(out: Path, archives: Sequence[Path], meta: ImageMeta) -> str:
 
 def _config(meta: ImageMeta, diff_ids: list[str], history: list[dict]) -> dict[str, Any]:
     runconfig = nonempty({"Cmd": list(meta.cmd), "Entrypoint": list(meta.entrypoint), "Env": list(meta.env),
-                          "WorkingDir": meta.workdir, "Labels": {**meta.labels, **image_labels(meta)}})
+                          "WorkingDir": meta.workdir, "User": meta.user,
+                          "Labels": {**meta.labels, **image_labels(meta)}})
     return {
         "created": rfc3339(meta.created),
         **platform(meta.arch),

@@ -106,3 +106,13 @@ def _inflate(fileobj: IO[bytes], media_type: str) -> IO[bytes]:
     if media_type.endswith(".tar") or media_type.endswith(".tar.rootfs.diff"):
         return fileobj
     raise BaseforgeError(f"cannot reuse a base layer of media type {media_type}", hint="rebuild the base with baseforge")
+
+
+def check_pinned(ref: str, archive: Path, where: str) -> None:
+    """A reference pinned by digest (``name:tag@sha256:…``) must name the manifest in ``archive``: the base
+    this workflow built. (Unpinned references are not checked.)"""
+    pinned = ref.partition("@")[2]
+    if pinned and pinned != read(archive).manifest_digest:
+        raise BaseforgeError(f"{where}: {ref} is pinned to {pinned}, but this workflow built "
+                             f"{read(archive).manifest_digest} ({archive})",
+                             hint="pin the digest the base has now (build/oci/…json, manifest_digest), or drop the @sha256:…")

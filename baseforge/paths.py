@@ -61,3 +61,11 @@ def app(pattern: str, name: str = "{app}") -> str:
 
 def raw(image: str, release: str, arch: str, key: str) -> str:
     return RAW.format(image=image, release=release, arch=arch, raw=key)
+
+
+def base(path: str, app_pattern: str = APP_OCI, cell_pattern: str = OCI) -> str:
+    """An app's base ``path`` (a cell id, ``debian/bookworm/default/amd64``, or ``apps/<name>``) filled into
+    the app pattern or the cell pattern, whichever kind it is: by default, the base's archive."""
+    if path.startswith("apps/"):
+        return app(app_pattern, path.removeprefix("apps/"))
+    return cell(cell_pattern, path)

@@ -54,7 +54,8 @@ def push(archive: str | None, registry: dict[str, Any], tags: list[str], record:
 
         digest = json.loads(Path(engine_record).read_text())["image_id"]
         source, remote, flags = f"docker-daemon:{digest}", remote_config_digest, ["--src-daemon-host", host()]
-    pushed, skipped = [], []
+    pushed, skipped, kept = [], [], sign.Kept()
+    lookaside = sign.lookaside(registry)
     for tag in tags:
         ref = f"docker://{registry['url'].rstrip('/')}/{tag}"
         if not registry.get("sign") and remote(ref, registry) == digest:
@@ -66,7 +67,11 @@ def push(archive: str | None, registry: dict[str, Any], tags: list[str], record:
         if remote(ref, registry) != digest:
             raise BaseforgeError(f"after pushing, {ref} does not hold {digest}",
                                  hint="the registry rewrote the manifest; check its storage and media type support")
+        if lookaside is not None:  # one signature per tag (baseforge.sign.Kept)
+            digests = sign.manifest_digests(Path(archive)) if archive else [digest]
+            kept.add(sign.lookaside_dirs(lookaside, registry["url"], tag, digests))
         pushed.append(tag)
+    kept.write()
     result = {"digest": digest, "registry": registry["url"], "tags": tags, "pushed": pushed, "unchanged": skipped,
               **({"signed": sign.summary(registry)} if registry.get("sign") else {})}
     write_json(record, result)

@@ -9,6 +9,7 @@ images' sizes (``data/official_sizes.tsv``), and a chart of where the build time
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import tarfile
@@ -94,7 +95,8 @@ def image_labels(path: str, root: Path = Path(".")) -> dict[str, str]:
     app = path.startswith("apps/")
     record = _json(root / _engine_record(path))
     oci = _json(root / _of(path, paths.OCI_INFO, paths.APP_INFO))
-    rootfs = {} if app else _json(root / paths.cell(paths.ROOTFS_INFO, path))
+    rootfs = _app_facts(root / paths.app(paths.APP_SBOM, path.removeprefix("apps/"))) if app else \
+        _json(root / paths.cell(paths.ROOTFS_INFO, path))
     packed = compressed_size(root / _of(path, paths.OCI, paths.APP_OCI), oci.get("layers", []))
     epoch = rootfs.get("epoch")
     return {
@@ -107,8 +109,21 @@ def image_labels(path: str, root: Path = Path(".")) -> dict[str, str]:
         "manifest digest": short(oci.get("manifest_digest", "")) or "–",
         "epoch": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch)) if isinstance(epoch, int) else "–",
         "smoke test": smoke_result(root / smoke_report(path)),
-        "verify": "–" if app else verify_result(path, root / VERIFY_RESULTS, oci.get("image_id")),
+        "verify": verify_result(path, root / VERIFY_RESULTS, oci.get("image_id")),
     }
+
+
+def _app_facts(sbom: Path) -> dict[str, int]:
+    """An app's package count and epoch, as rootfs.json has them for a cell: from its SBOM (base + added)."""
+    doc = _json(sbom)
+    if not doc:
+        return {}
+    created = doc.get("creationInfo", {}).get("created", "")
+    try:
+        epoch = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return {"packages": len(doc.get("packages", []))}
+    return {"packages": len(doc.get("packages", [])), "epoch": epoch}
 
 
 def document_labels(path: str, document: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -96,14 +97,20 @@ def signing(registry: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, str
     if not sign:
         yield [], {}
         return
-    lookaside = Path(sign.get("lookaside", DEFAULT_LOOKASIDE)) if sign.get("gpg") else None
-    if lookaside is not None:
-        lookaside.mkdir(parents=True, exist_ok=True)
+    folder = lookaside(registry)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     env = {"GNUPGHOME": str(Path(sign["gnupg_home"]).resolve())} if sign.get("gnupg_home") else {}
     with tempfile.TemporaryDirectory(prefix="bf-registries.d-") as tmp:
         (Path(tmp) / "baseforge.yaml").write_text(
-            yaml.safe_dump(registries_d(registry["url"], lookaside, bool(sign.get("sigstore_key")))))
+            yaml.safe_dump(registries_d(registry["url"], folder, bool(sign.get("sigstore_key")))))
         yield flags(sign, Path(tmp)), env
+
+
+def lookaside(registry: dict[str, Any]) -> Path | None:
+    """The folder GPG signatures are written to, or None when nothing is signed with GPG."""
+    sign = registry.get("sign") or {}
+    return Path(sign.get("lookaside", DEFAULT_LOOKASIDE)) if sign.get("gpg") else None
 
 
 def summary(registry: dict[str, Any]) -> dict[str, Any]:
@@ -117,3 +124,58 @@ def summary(registry: dict[str, Any]) -> dict[str, Any]:
         out["sigstore"] = "registry attachment (sha256-<digest>.sig)"
     return out
 
+
+
+# --- one GPG signature per tag -----------------------------------------------------------------------------
+# A simple-signing signature names one tag (its docker-reference), and a consumer's signedBy requirement
+# accepts it only for that tag. skopeo writes the signatures of one copy to the lookaside as signature-1..N
+# and deletes the rest, so pushing tag after tag would leave only the last tag's: each copy's signatures are
+# kept here, and the lookaside gets all of them at the end.
+
+
+def manifest_digests(archive: Path) -> list[str]:
+    """The digest of what ``archive``'s index.json points at, and of every manifest an image index lists."""
+    with tarfile.open(archive) as tf:
+        top = json.load(tf.extractfile("index.json"))["manifests"][0]
+        out = [top["digest"]]
+        if top.get("mediaType", "").endswith("index.v1+json"):
+            index = json.load(tf.extractfile("blobs/" + top["digest"].replace(":", "/")))
+            out += [m["digest"] for m in index.get("manifests", [])]
+    return out
+
+
+def lookaside_dirs(lookaside: Path, registry_url: str, tag: str, digests: list[str]) -> list[Path]:
+    """Where skopeo writes the signatures of ``tag``'s manifests: ``<lookaside>/<repository path>@sha256=<hex>``
+    (the repository path without the registry's host, with its path prefix)."""
+    repo_path = f"{registry_url.rstrip('/')}/{tag}".split("/", 1)[1].rpartition(":")[0]
+    return [lookaside / f"{repo_path}@{d.replace(':', '=')}" for d in digests]
+
+
+def _signatures(folder: Path) -> list[bytes]:
+    out, i = [], 1
+    while (folder / f"signature-{i}").is_file():
+        out.append((folder / f"signature-{i}").read_bytes())
+        i += 1
+    return out
+
+
+class Kept:
+    """The signatures of every copy of one push job, per lookaside folder, written back together."""
+
+    def __init__(self) -> None:
+        self.folders: dict[Path, list[bytes]] = {}
+
+    def add(self, folders: list[Path]) -> None:
+        """Keep what the copy that just ran wrote to ``folders``."""
+        for folder in folders:
+            self.folders.setdefault(folder, []).extend(_signatures(folder))
+
+    def write(self) -> None:
+        """Every kept signature of each folder as signature-1..N (and nothing after)."""
+        for folder, signatures in self.folders.items():
+            for i, data in enumerate(signatures, 1):
+                (folder / f"signature-{i}").write_bytes(data)
+            i = len(signatures) + 1
+            while (folder / f"signature-{i}").exists():
+                (folder / f"signature-{i}").unlink()
+                i += 1

@@ -19,6 +19,9 @@ from .errors import BaseforgeError
 from .run import log, write_atomic
 from .spec import PLATFORMS
 
+#: the 32-bit machine -> the 64-bit kernel that runs its binaries natively (and reports itself to them)
+NATIVE_32 = {"i686": "x86_64", "armv7l": "aarch64"}
+
 
 def parse_os_release(text: str) -> dict[str, str]:
     out = {}
@@ -29,8 +32,16 @@ def parse_os_release(text: str) -> dict[str, str]:
     return out
 
 
-def checks_for(plan: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(name, command, predicate on RunResult -> error text or None) for one image or app plan."""
+def machines(expected: str, kernel: str | None) -> list[str]:
+    """What ``uname -m`` may say in an image whose architecture says ``expected``: a 32-bit image that runs
+    natively on its 64-bit kernel (i386 on x86_64, armhf on aarch64: no qemu, no personality change) says the
+    kernel's machine."""
+    return [expected, kernel] if kernel and NATIVE_32.get(expected) == kernel else [expected]
+
+
+def checks_for(plan: dict[str, Any], kernel: str | None = None) -> list[tuple[str, Any, Any]]:
+    """(name, command, predicate on RunResult -> error text or None) for one image or app plan; ``kernel``:
+    the machine of the engine's kernel (``docker info``'s Architecture)."""
     out: list[tuple[str, Any, Any]] = []
     expected = plan.get("os_release") or {}
     if expected:
@@ -40,7 +51,8 @@ def checks_for(plan: dict[str, Any]) -> list[tuple[str, Any, Any]]:
             return f"expected {expected}, found {wrong}" if wrong else None
         out.append(("os-release", ["cat", "/etc/os-release"], os_release))
     if plan.get("uname"):
-        out.append(("uname -m", ["uname", "-m"], lambda r, u=plan["uname"]: None if r.stdout.strip() == u else f"expected {u}, got {r.stdout.strip()!r}"))
+        out.append(("uname -m", ["uname", "-m"], lambda r, ok=machines(plan["uname"], kernel): None
+                    if r.stdout.strip() in ok else f"expected {' or '.join(ok)}, got {r.stdout.strip()!r}"))
     if plan.get("expect") is not None:
         out.append(("default command output", None, lambda r, e=plan["expect"]: None if e in r.stdout else f"expected {e!r} in its output, got {r.stdout[-300:]!r}"))
     for check in plan.get("checks", []):
@@ -112,7 +124,7 @@ def smoketest(plan: dict[str, Any], record: str, report: str) -> None:
     """
     image_id = json.loads(Path(record).read_text())["image_id"]
     client = engine.connect()
-    checks = checks_for(plan)
+    checks = checks_for(plan, kernel=client.info().get("Architecture"))
     if not checks:
         raise BaseforgeError(f"no smoke checks for {image_id}", hint="add checks: or expect: for this image in the config")
     commands = [i for i, c in enumerate(checks) if c[1] is not None]

@@ -115,9 +115,13 @@ class ImageMeta:
     labels: dict[str, str] = field(default_factory=dict)
     base_name: str = ""
     comment: str = ""
+    user: str = ""  # the config's User (apps' user:); left out of to_dict when empty, so no param changes
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not out["user"]:
+            del out["user"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageMeta:

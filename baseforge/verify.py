@@ -22,6 +22,8 @@ from .errors import BaseforgeError
 from .run import log, run, write_json
 
 WORKFLOW = ("Snakefile", "rules", "scripts", "config", "apps")
+#: what a build writes (and the rebuild must make afresh): never linked into the rebuild's directory
+OUTPUTS = (paths.BUILD, paths.RESULTS, "logs", ".snakemake", ".baseforge", "report.html", "report.zip")
 #: every verdict so far, per cell and app (the report shows it; one never verified is "not run")
 RESULTS = Path(paths.VERIFY_RESULTS)
 
@@ -115,11 +117,26 @@ def _compare_app(app: str, workdir: Path, fresh: Path) -> dict:
                 (Path(tmp) / name).mkdir()
                 trees.append(Path(tmp) / f"{name}.tar")
                 flatten(root / paths.app(paths.APP_OCI, app), trees[-1], Path(tmp) / name)
-            lines = tar_diff(*trees)
-            for line in lines or ["the files are the same: the image config or layer order differs"]:
+            archives = (root / paths.app(paths.APP_OCI, app) for root in (workdir, fresh))
+            lines = tar_diff(*trees) or config_diff(*archives)
+            for line in lines or ["the files and the image config are the same: the layers are split differently"]:
                 print(f"    {line}")
     return {"reproduced": same, "recorded_image_id": rec["image_id"], "rebuilt_image_id": new["image_id"],
             "rebuilt_manifest_digest": new["manifest_digest"]}
+
+
+def config_diff(recorded: Path, rebuilt: Path) -> list[str]:
+    """The image config fields that differ (``config.Env``, ``created`` …), each with both values."""
+    from .ociread import read
+
+    def flat(cfg: dict) -> dict[str, object]:
+        out = {k: v for k, v in cfg.items() if k not in ("config", "rootfs")}
+        out.update({f"config.{k}": v for k, v in (cfg.get("config") or {}).items()})
+        return out
+
+    a, b = flat(read(recorded).config), flat(read(rebuilt).config)
+    return [f"image config {k}: recorded {json.dumps(a.get(k))} rebuilt {json.dumps(b.get(k))}"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def record(path: Path, outcomes: dict[str, dict]) -> None:
@@ -132,17 +149,26 @@ def record(path: Path, outcomes: dict[str, dict]) -> None:
     write_json(path, {**known, **outcomes})
 
 
+def stage(workdir: Path, fresh: Path) -> None:
+    """The work directory's inputs in ``fresh``: the workflow copied, and every other entry (app contexts and
+    Dockerfiles, keyrings, tarballs a config names by a relative path) linked; never its outputs."""
+    for entry in sorted(workdir.iterdir()):
+        if entry.name in WORKFLOW:
+            if entry.is_dir():
+                shutil.copytree(entry, fresh / entry.name)
+            else:
+                shutil.copy2(entry, fresh / entry.name)
+        elif entry.name not in OUTPUTS:
+            (fresh / entry.name).symlink_to(entry.resolve())
+
+
 def verify(config_path: Path, cells: list[str], workdir: Path, keep: bool = False) -> int:
     """Rebuild ``cells`` and apps (``apps/<name>``; all when empty) from scratch and compare; 0 when all match."""
     plan = config.plan(config.load(config_path), workdir)
     chosen, apps = _choose(plan, cells, workdir)
     fresh = Path(tempfile.mkdtemp(prefix="baseforge-verify-"))
     try:
-        for name in WORKFLOW:
-            if (workdir / name).is_dir():
-                shutil.copytree(workdir / name, fresh / name)
-            elif (workdir / name).exists():
-                shutil.copy2(workdir / name, fresh / name)
+        stage(workdir, fresh)
         shutil.copy2(config_path, fresh / "config/config.yaml")
         targets = [paths.cell(paths.OCI, c) for c in chosen] + [paths.app(paths.APP_OCI, a) for a in apps]
         run(["snakemake", "--cores", str(os.cpu_count() or 2), *targets, "--config", f"package_cache={fresh / 'debs'}"], cwd=fresh)

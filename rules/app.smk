@@ -9,7 +9,12 @@ rule app_image:
     output:
         archive=paths.app(paths.APP_OCI),
         info=paths.app(paths.APP_INFO),
-        sbom=paths.app(paths.APP_SBOM),
+        sbom=report(
+            paths.app(paths.APP_SBOM),
+            caption="report/sbom.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: bfreport.document_labels(f"apps/{w.app}", "SBOM (SPDX 2.3)"),
+        ),
     log:
         "logs/app/{app}.log",
     wildcard_constraints:
@@ -51,7 +56,12 @@ rule app_build:
     output:
         archive=paths.app(paths.APP_OCI),
         info=paths.app(paths.APP_INFO),
-        sbom=paths.app(paths.APP_SBOM),
+        sbom=report(
+            paths.app(paths.APP_SBOM),
+            caption="report/sbom.rst",
+            category="2. SBOM and provenance",
+            labels=lambda w: bfreport.document_labels(f"apps/{w.app}", "SBOM (SPDX 2.3)"),
+        ),
     log:
         "logs/app/{app}.log",
     wildcard_constraints:

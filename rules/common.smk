@@ -148,20 +148,13 @@ def raw_tar(w):
 
 
 def app_base_inputs(w):
-    # the base's archive: an image (build/oci/<cell>.oci.tar) or another app (build/apps/<name>.oci.tar)
-    base = APPS[w.app].base
-    if not base:
-        return {}
-    return {"base_oci": base_path(base, paths.APP_OCI, paths.OCI)}
-
-
-def base_path(base, app_pattern, cell_pattern):
-    # an app's base is a cell (debian/bookworm/default/amd64) or another app (apps/<name>)
-    return (
-        paths.app(app_pattern, base.removeprefix("apps/"))
-        if base.startswith("apps/")
-        else paths.cell(cell_pattern, base)
-    )
+    # the base's archive: an image (build/oci/<cell>.oci.tar) or another app (build/apps/<name>.oci.tar), and
+    # the archives of every other image a Dockerfile's stages read (FROM, COPY --from)
+    app = APPS[w.app]
+    out = {"from_oci": sorted({paths.base(path) for _, path in app.from_refs})}
+    if app.base:
+        out["base_oci"] = paths.base(app.base)
+    return out
 
 
 def app_attest_inputs(w):
@@ -172,7 +165,7 @@ def app_attest_inputs(w):
     if app.root:
         out["provenance"] = [paths.cell(paths.PROVENANCE, app.root)]
     if app.base:
-        out["base_info"] = base_path(app.base, paths.APP_INFO, paths.OCI_INFO)
+        out["base_info"] = paths.base(app.base, paths.APP_INFO, paths.OCI_INFO)
     return out
 
 

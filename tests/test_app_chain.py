@@ -43,7 +43,7 @@ def test_a_chain_of_apps_of_both_kinds_resolves_to_any_depth(tmp_path):
     assert p.apps["tool"].base == "debian/bookworm/slim/amd64"
     assert (p.apps["svc"].base, p.apps["web"].base, p.apps["top"].base) == ("apps/tool", "apps/svc", "apps/web")
     assert {a.root for a in p.apps.values()} == {"debian/bookworm/slim/amd64"}
-    assert p.apps["web"].base_tags == ("svc",)
+    assert p.apps["web"].from_refs == (("svc", "apps/svc"),)
     assert p.apps["svc"].meta.base_name == "ns/tool:v1" and p.apps["top"].meta.base_name == "ns/web:latest"
     assert p.apps["top"].meta.created == 1700000000 and p.apps["top"].packages == ("curl",)
     assert list(p.apps) == ["top", "web", "svc", "tool"]  # config order kept
@@ -69,7 +69,7 @@ def test_unknown_bases_and_packages_without_apt_are_refused(tmp_path):
     # packages on an app that is on busybox: the chain's bottom decides
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx/f").write_text("x")
-    message = refused(tmp_path, {"a": {"base": "busybox:bookworm", "context": "ctx", "add": {"f": "/f"}},
+    message = refused(tmp_path, {"a": {"base": "busybox:bookworm", "context": "ctx", "add": {"f": "/f"}, "checks": [["/f"]]},
                                  "b": {"base": "a", "packages": ["jq"]}})
     assert "apps.b.packages" in message
     with pytest.raises(BaseforgeError, match=r"apps.d.*packages"):
@@ -100,7 +100,9 @@ def chain_template(tmp_path_factory, workflow):
 
     work = workflow.make(tmp_path_factory.mktemp("chain"), CONFIG + CHAIN)
     (work / "apps/web").mkdir()
-    (work / "apps/web/Dockerfile").write_text("FROM bfinc/svc\nCMD [\"jq\", \"--version\"]\n")
+    # two stages: busybox's shell is copied into an app on svc (a second workflow base of one Dockerfile)
+    (work / "apps/web/Dockerfile").write_text("ARG BASE=bfinc/svc\nFROM bfinc/busybox:bookworm AS bb\nFROM ${BASE}\n"
+                                              "COPY --from=bb /bin/busybox /bb\nCMD [\"jq\", \"--version\"]\n")
     return touched(workflow, work)
 
 
@@ -131,3 +133,19 @@ def test_changing_a_dockerfile_app_in_the_middle_rebuilds_what_is_above_it(workf
         ("app_build", "build/apps/web.oci.tar"), ("app_load", "build/engine/apps/web.json"),
         ("smoketest_app", "build/smoke/apps/web.ok"), ("app_image", "build/apps/top.oci.tar"),
         ("app_load", "build/engine/apps/top.json"), ("smoketest_app", "build/smoke/apps/top.ok"), *END}
+
+
+def test_changing_any_image_a_dockerfile_reads_rebuilds_it_and_what_is_above_it(workflow, chain):
+    """web's Dockerfile builds FROM svc and copies from a busybox stage: a new busybox rebuilds web and top
+    (and nothing else of the chain)."""
+    cfg = chain / "config/config.yaml"
+    text = cfg.read_text()
+    assert "    cmd: [sh]\n" in text
+    cfg.write_text(text.replace("    cmd: [sh]\n", "    cmd: [sh, -l]\n", 1))
+    bb = "busybox/bookworm/default/amd64"
+    assert jobs(workflow, chain) == {
+        *END, ("image", f"build/oci/{bb}.oci.tar"), ("load", f"build/engine/{bb}.json"),
+        ("smoketest", f"build/smoke/{bb}.ok"), ("sbom", f"build/rootfs/{bb}/sbom.spdx.json"),
+        ("app_build", "build/apps/web.oci.tar"), ("app_load", "build/engine/apps/web.json"),
+        ("smoketest_app", "build/smoke/apps/web.ok"), ("app_image", "build/apps/top.oci.tar"),
+        ("app_load", "build/engine/apps/top.json"), ("smoketest_app", "build/smoke/apps/top.ok")}

@@ -48,16 +48,18 @@ def base(tmp_path_factory) -> Path:
     return tmp / "base.oci.tar"
 
 
-def build(tmp: Path, base: Path, dockerfile: str) -> dict:
+def build(tmp: Path, base: Path, dockerfile: str, ref: str = "bfb/base:1") -> dict:
     context = tmp / "ctx"
     context.mkdir(parents=True, exist_ok=True)
     (context / "Dockerfile").write_text(dockerfile)
     (context / "file.txt").write_text("from the context\n")
     meta = ImageMeta(title="bfb/app:latest", version="latest", created=EPOCH, arch="amd64", tags=("bfb/app:latest",))
-    app = {"name": "app", "context": str(context), "base_tags": ["bfb/base:1"], "meta": meta.to_dict()}
+    app = {"name": "app", "context": str(context), "from_refs": [[ref, "base/1/default/amd64"]],
+           "meta": meta.to_dict()}
     (tmp / "build/apps").mkdir(parents=True, exist_ok=True)
     return buildah.build_dockerfile_app(app, str(base), str(tmp / "build/apps/app.oci.tar"),
-                                        str(tmp / "build/apps/app.json"), str(tmp / "build/apps/app.spdx.json"))
+                                        str(tmp / "build/apps/app.json"), str(tmp / "build/apps/app.spdx.json"),
+                                        archives={ref: str(base)})
 
 
 GOOD = "FROM bfb/base:1\nRUN mkdir -p /srv && echo hi > /srv/hi\nCOPY file.txt /srv/\nCMD [\"cat\", \"/srv/hi\"]\n"
@@ -103,3 +105,20 @@ def test_from_names_are_resolved_as_buildah_does():
     assert buildah.qualified("127.0.0.1:5000/x/y") == "127.0.0.1:5000/x/y:latest"
     argv = buildah.build_argv(Path("/r"), Path("/c"), "t", EPOCH)
     assert argv[argv.index("--timestamp") + 1] == str(EPOCH) and "--pull=never" in argv
+
+
+@pytest.mark.root
+def test_from_a_base_pinned_by_digest_builds_and_a_stale_digest_is_refused(tmp_path, base):
+    """FROM name:tag@sha256:… resolves in buildah's private store when it is the digest this workflow built;
+    another digest (the base was rebuilt since the Dockerfile was written) is refused naming both."""
+    from baseforge.errors import BaseforgeError
+
+    digest = read(base).manifest_digest
+    pinned = f"bfb/base:1@{digest}"
+    built = build(tmp_path / "one", base, f"FROM {pinned}\nCOPY file.txt /srv/\n", ref=pinned)
+    assert read(tmp_path / "one/build/apps/app.oci.tar").manifest["layers"][:1] == read(base).manifest["layers"]
+    assert built["image_id"].startswith("sha256:")
+    stale = "bfb/base:1@sha256:" + "0" * 64
+    with pytest.raises(BaseforgeError, match=rf"Dockerfile\): {stale} is pinned to sha256:0+, but this workflow built {digest}"):
+        build(tmp_path / "two", base, f"FROM {stale}\nCOPY file.txt /srv/\n", ref=stale)
+    assert list((tmp_path / "two/build/apps").iterdir()) == []  # nothing left behind, no scratch store

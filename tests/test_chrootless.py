@@ -80,6 +80,23 @@ def test_a_failed_chrootless_build_falls_back_to_qemu_and_says_so(root, monkeypa
     assert calls == [qemu] and "building under qemu: debian bullseye is not known" in caplog.text
 
 
+
+def test_a_mirror_failure_is_not_retried_under_qemu(root, monkeypatch, tmp_path):
+    """apt could not fetch (a mirror mid-sync, no network): qemu would fail the same way, only slower."""
+    calls = []
+
+    def fake_run(argv, env=None):
+        calls.append(argv)
+        raise BaseforgeError("mmdebstrap exited with code 25:\n    E: Failed to fetch http://m.invalid/debian/dists/"
+                             "bookworm/main/binary-arm64/Packages.xz  File has unexpected size (1 != 2). Mirror sync in progress?")
+
+    monkeypatch.setattr(chrootless, "run", fake_run)
+    qemu = ["mmdebstrap", "--mode=root", "--customize-hook=true", "trixie", str(tmp_path / "r.tar")]
+    with pytest.raises(BaseforgeError, match="Failed to fetch"):
+        chrootless.build(CELL, qemu, {}, tmp_path / "r.tar")
+    assert calls == [chrootless.argv(qemu)]
+
+
 # --- end to end ----------------------------------------------------------------------------------------
 
 E2E = """
@@ -111,3 +128,20 @@ def test_an_arm64_cell_built_chrootless_is_byte_identical_to_its_qemu_build(tmp_
     assert "building under qemu: options.foreign: qemu" in (work / "logs/bootstrap/slow/bookworm/arm64/minbase.log").read_text()
     report = (work / "build/smoke/fast/bookworm/default/arm64.ok").read_text()
     assert "PASS\tuname -m" in report and "PASS\tos-release" in report
+
+
+def test_a_32_bit_image_on_its_64_bit_kernel_may_say_the_kernels_machine():
+    """i386 on an x86_64 engine (and armhf on aarch64) runs natively, without qemu: uname -m says the kernel's
+    machine. Elsewhere (under qemu, or the image's own kernel) only the image's own machine passes."""
+    from baseforge.engine import RunResult
+    from baseforge.smoketest import checks_for
+
+    def verdicts(expected, kernel, said):
+        (_, _, predicate), = checks_for({"uname": expected}, kernel=kernel)
+        return [predicate(RunResult(0, s + "\n", "")) for s in said]
+
+    assert verdicts("i686", "x86_64", ["i686", "x86_64"]) == [None, None]
+    assert verdicts("armv7l", "aarch64", ["aarch64"]) == [None]
+    assert verdicts("i686", "x86_64", ["aarch64"]) == ["expected i686 or x86_64, got 'aarch64'"]
+    assert verdicts("aarch64", "x86_64", ["x86_64"]) == ["expected aarch64, got 'x86_64'"]
+    assert verdicts("armv7l", "x86_64", ["x86_64"]) == ["expected armv7l, got 'x86_64'"]

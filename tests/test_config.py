@@ -101,7 +101,7 @@ def test_app_bases(tmp_path):
     (tmp_path / "df/Dockerfile").write_text("FROM baseforge/debian:12\nRUN true\n")
     cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"]}}, "apps": {
         "a": {"base": "debian:bookworm", "context": "ctx", "add": {"a.txt": "/a.txt"}},
-        "b": {"dockerfile": "df"}, "c": {"base": "scratch", "context": "ctx", "build": "true"}}}
+        "b": {"dockerfile": "df"}, "c": {"base": "scratch", "context": "ctx", "build": "true", "expect": "x"}}}
     p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
     assert p.apps["a"].base == p.apps["b"].base == "debian/bookworm/default/amd64"
     assert p.apps["c"].base is None and p.apps["a"].meta.base_name == "baseforge/debian:bookworm"
@@ -113,10 +113,20 @@ def test_app_bases(tmp_path):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
     (tmp_path / "df/Dockerfile").write_text("FROM debian:bookworm\n")
     cfg["apps"] = {"f": {"dockerfile": "df"}}
-    assert config.plan(cfg, workdir=tmp_path, resolve_epochs=False).apps["f"].base_tags == ("debian:bookworm",)
+    assert config.plan(cfg, workdir=tmp_path, resolve_epochs=False).apps["f"].from_refs == (
+        ("debian:bookworm", "debian/bookworm/default/amd64"),)
     (tmp_path / "df/Dockerfile").write_text("FROM alpine:3\n")
     with pytest.raises(BaseforgeError, match=r"FROM alpine:3.*not an image or app of this workflow"):
         config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    # a scratch app must say what to smoke-test; an app on an image at least keeps its os-release
+    cfg["apps"] = {"g": {"base": "scratch", "context": "ctx", "add": {"a.txt": "/a.txt"}}}
+    with pytest.raises(BaseforgeError, match=r"apps.g: nothing to smoke-test.*\n.*expect:"):
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    cfg["apps"] = {"h": {"base": "debian:bookworm", "packages": ["jq=1.6-2.1", "file/bookworm"]},
+                   "i": {"base": "h", "context": "ctx", "add": {"a.txt": "/a.txt"}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    assert p.apps["h"].checks == (["dpkg-query", "-W", "jq", "file"],) and not p.apps["h"].os_release
+    assert p.apps["i"].os_release == p.images["debian/bookworm/default/amd64"].os_release != {}
 
 
 def test_the_shipped_config_is_valid():
@@ -126,3 +136,41 @@ def test_the_shipped_config_is_valid():
     cfg["epoch"] = 1
     p = config.plan(cfg, workdir=Path(__file__).resolve().parent.parent, resolve_epochs=False)
     assert {"hello", "greeter"} <= set(p.apps)
+
+
+def test_an_apps_env_adds_to_its_bases_as_dockerfile_env_does(tmp_path):
+    """env: {A: 1} on a Debian base keeps the base's PATH (a replaced environment lost it)."""
+    cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"], "env": {"LANG": "C.UTF-8"}}},
+           "apps": {"a": {"base": "debian:bookworm", "packages": ["jq"], "env": {"A": "1", "LANG": "C"}},
+                    "b": {"base": "a", "packages": ["file"]}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    base = p.images["debian/bookworm/default/amd64"].meta.env
+    assert {e.split("=")[0] for e in base} == {"PATH", "LANG"}
+    env = dict(e.split("=", 1) for e in p.apps["a"].meta.env)
+    assert env["A"] == "1" and env["LANG"] == "C" and env["PATH"] == dict(e.split("=", 1) for e in base)["PATH"]
+    assert p.apps["b"].meta.env == p.apps["a"].meta.env
+
+
+def test_an_app_inherits_its_bases_image_config_as_a_dockerfile_image_does(tmp_path):
+    """cmd, entrypoint, workdir and user come from the base unless the app sets them; a new entrypoint drops
+    the base's cmd (Docker's rule); user: reaches the OCI config."""
+    from baseforge.oci import _config
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx/f").write_text("x")
+    cfg = {"mirrors": MIRRORS, "epoch": 1, "images": {"debian": {"releases": ["bookworm"]}}, "apps": {
+        "a": {"base": "debian:bookworm", "packages": ["hello"], "cmd": ["hello"], "workdir": "/srv", "user": "nobody"},
+        "b": {"base": "a", "packages": ["jq"]},
+        "c": {"base": "a", "packages": ["jq"], "entrypoint": ["jq"], "user": "1000:1000"}}}
+    p = config.plan(cfg, workdir=tmp_path, resolve_epochs=False)
+    a, b, c = (p.apps[n].meta for n in "abc")
+    assert (b.cmd, b.workdir, b.user, b.entrypoint) == (("hello",), "/srv", "nobody", ())
+    assert (c.cmd, c.entrypoint, c.user, c.workdir) == ((), ("jq",), "1000:1000", "/srv")
+    assert _config(a, [], [])["config"]["User"] == "nobody"
+    # an image's meta (no user) keeps its params: no "user" key, no User in the config
+    deb = p.images["debian/bookworm/default/amd64"].meta
+    assert "user" not in deb.to_dict() and "User" not in _config(deb, [], [])["config"]
+    assert type(deb).from_dict(a.to_dict()) == a
+    cfg["apps"] = {"d": {"base": "debian:bookworm", "packages": ["jq"], "user": "root; rm -rf /"}}
+    with pytest.raises(BaseforgeError, match=r"apps.d.user"):
+        config.plan(cfg, workdir=tmp_path, resolve_epochs=False)

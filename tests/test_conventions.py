@@ -46,14 +46,14 @@ def test_latest_false_still_means_no_latest():
 
 
 def test_a_scratch_app_is_created_at_the_configs_epoch():
-    apps = {"tool": {"base": "scratch", "cmd": ["/tool"]}}
+    apps = {"tool": {"base": "scratch", "cmd": ["/tool"], "expect": "x"}}
     assert plan({"debian": {"releases": ["bookworm"]}}, apps, epoch=1690000000).apps["tool"].meta.created == 1690000000
 
 
 def test_a_scratch_app_under_epoch_release_takes_the_newest_image_epoch():
     images = {"debian": {"releases": ["bookworm"], "epoch": 1600000000},
               "busybox": {"releases": ["bookworm"], "epoch": 1650000000}}
-    p = config.plan({"mirrors": MIRRORS, "images": images, "apps": {"tool": {"base": "scratch", "cmd": ["/t"]}}},
+    p = config.plan({"mirrors": MIRRORS, "images": images, "apps": {"tool": {"base": "scratch", "cmd": ["/t"], "expect": "x"}}},
                     resolve_epochs=False)
     assert p.apps["tool"].meta.created == 1650000000
 
@@ -118,3 +118,36 @@ def test_verify_prints_the_image_id_of_images_tsv_and_docker_images(tmp_path, ca
     verify.record(tmp_path / "results/verify.json", {"c/x": outcome})
     verify.record(tmp_path / "results/verify.json", {"c/y": {"reproduced": False}})
     assert set(json.loads((tmp_path / "results/verify.json").read_text())) == {"c/x", "c/y"}
+
+
+def test_verify_rebuilds_with_every_input_of_the_work_directory_and_none_of_its_outputs(tmp_path):
+    """An app's context or Dockerfile may sit anywhere in the work directory (not only apps/): the rebuild's
+    directory has it, linked, and the workflow copied; build outputs are made afresh, never linked."""
+    work, fresh = tmp_path / "work", tmp_path / "fresh"
+    for d in ("rules", "config", "ctx/sub", "build/apps", "results", ".snakemake", "logs"):
+        (work / d).mkdir(parents=True)
+    (work / "Snakefile").write_text("x")
+    (work / "ctx/sub/f").write_text("f")
+    (work / "keyring.gpg").write_text("k")
+    fresh.mkdir()
+    verify.stage(work, fresh)
+    assert sorted(p.name for p in fresh.iterdir()) == ["Snakefile", "config", "ctx", "keyring.gpg", "rules"]
+    assert (fresh / "ctx/sub/f").read_text() == "f" and (fresh / "ctx").is_symlink()
+    assert not (fresh / "rules").is_symlink() and not (fresh / "Snakefile").is_symlink()
+
+
+def test_verify_names_the_config_fields_that_make_an_app_differ(tmp_path):
+    """Same files, another config (the Env order, a label): verify says which field, with both values."""
+    import tarfile as tf_
+
+    from baseforge.oci import write_image
+    from baseforge.spec import ImageMeta
+
+    layer = tmp_path / "layer.tar"
+    with tf_.open(layer, "w"):
+        pass
+    for name, env in (("rec", ("A=1", "PATH=/bin")), ("new", ("PATH=/bin", "A=1"))):
+        write_image(tmp_path / f"{name}.oci.tar", [layer],
+                    ImageMeta(title="x", version="1", created=1, arch="amd64", tags=("x:1",), env=env))
+    lines = verify.config_diff(tmp_path / "rec.oci.tar", tmp_path / "new.oci.tar")
+    assert lines == ['image config config.Env: recorded ["A=1", "PATH=/bin"] rebuilt ["PATH=/bin", "A=1"]']

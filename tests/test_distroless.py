@@ -332,3 +332,46 @@ def test_distroless_verifies_the_index_signature_and_builds_from_the_packages_da
     assert {"etc/os-release", "usr/bin/busybox", "var/lib/dpkg/status.d/fixture-base", "etc/passwd"} <= set(tree)
     assert tree["tmp"].mode == 0o1777 and "etc/ssl/certs/ca-certificates.crt" not in tree
     assert [p.name for p in manifest.packages(tmp_path / "good.tar")] == ["fixture-base"]
+
+
+@pytest.mark.root
+def test_distroless_downloads_with_the_cells_apt_config_from_a_relative_work_directory(signed_repo, tmp_path, monkeypatch):
+    """As the workflow runs it: the output under build/ relative to the work directory. apt-get download runs in
+    the download folder; a relative APT_CONFIG there is unreadable and apt falls back to the host's own
+    configuration (its architecture and sources: amd64 packages for an arm64 cell, nothing from this repository)."""
+    from baseforge.bootstrap import build_raw
+
+    url, keys = signed_repo
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build/raw").mkdir(parents=True)
+    build_raw(fixture_cell(url, keys["good"].keyring), Path("build/raw/good.tar"))
+    assert [p.name for p in manifest.packages(tmp_path / "build/raw/good.tar")] == ["fixture-base"]
+
+
+def test_an_app_on_a_distroless_base_lists_the_bases_packages_in_its_sbom(tmp_path):
+    """A distroless base has no dpkg status file, only status.d records: an app on it (a layer of its own, and
+    one that deletes a record) lists what the layers leave, not nothing."""
+    import io
+    import tarfile
+
+    from baseforge.app import installed
+    from baseforge.oci import write_image
+    from baseforge.spec import ImageMeta
+
+    def layer(name: str, files: dict[str, str]) -> Path:
+        path = tmp_path / f"{name}.tar"
+        with tarfile.open(path, "w") as tf:
+            for member, text in files.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(text.encode())
+                tf.addfile(info, io.BytesIO(text.encode()))
+        return path
+
+    record = "Package: {0}\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n"
+    base = layer("base", {f"var/lib/dpkg/status.d/{p}": record.format(p) for p in ("base-files", "libc6", "tzdata")}
+                 | {"var/lib/dpkg/status.d/libc6.md5sums": "x\n"})
+    meta = ImageMeta(title="d", version="1", created=1, arch="amd64", tags=("d:1",))
+    write_image(tmp_path / "base.oci.tar", [base], meta)
+    app = [layer("app", {"hello": "hi"}), layer("drop", {"var/lib/dpkg/status.d/.wh.tzdata": ""})]
+    write_image(tmp_path / "app.oci.tar", app, meta, base=tmp_path / "base.oci.tar")
+    assert [p.name for p in installed(tmp_path / "app.oci.tar")] == ["base-files", "libc6"]

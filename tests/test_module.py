@@ -94,3 +94,35 @@ def test_a_workflow_uses_baseforge_as_a_module(tmp_path, engine):
     run(tmp_path, "--report", "report.html")
     assert (tmp_path / "results/report/sizes.svg").exists() and (tmp_path / "report.html").stat().st_size > 100_000
     assert not (tmp_path / "rules").exists() and not (tmp_path / "scripts").exists()
+
+
+APPS = """apps:
+  note:                 # declarative, on the module's busybox, its context in the consuming workflow
+    base: busybox:bookworm
+    context: ctx
+    add: {{note.txt: /note.txt}}
+    cmd: [cat, /note.txt]
+    expect: a note
+  top:                  # a Dockerfile app on that app
+    dockerfile: df
+    expect: a note
+"""
+
+
+def test_a_module_builds_the_apps_of_its_config(tmp_path, engine):
+    """Apps of the consuming workflow's config (contexts and Dockerfiles in its directory), one on the other."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx/note.txt").write_text("a note\n")
+    (tmp_path / "df").mkdir()
+    (tmp_path / "df/Dockerfile").write_text('FROM bfmodule/note\nRUN cp /note.txt /n2\nCMD ["cat", "/n2"]\n')
+    (tmp_path / "config/config.yaml").write_text(CONFIG.format(cache=tmp_path / "debs") + APPS.format())
+    snakefile = CONSUMER.format(snakefile=ROOT / "Snakefile")
+    snakefile = snakefile.replace('"checked.json",\n    default_target', '"top.json",\n    default_target')
+    (tmp_path / "Snakefile").write_text(snakefile + '\n\nrule use_top:\n    input:\n        "build/engine/apps/top.json",\n'
+                                        '    output:\n        "top.json",\n    shell:\n        "cp {input} {output}"\n')
+    run(tmp_path)
+    record = json.loads((tmp_path / "top.json").read_text())
+    assert record["tags"] == ["bfmodule/top:latest"]
+    client = docker.DockerClient(base_url=engine)
+    assert client.containers.run(record["image_id"], remove=True, network_mode="none").strip() == b"a note"

@@ -69,7 +69,17 @@ def test_matrix_row_shows_what_verify_said(build):
 def test_matrix_row_of_an_app_and_a_failed_smoke_test(build):
     row = report.image_labels("apps/hello", build)
     assert row["smoke test"] == "FAIL: default command output"
-    assert (row["packages"], row["epoch"], row["verify"], row["compressed"]) == ("–", "–", "–", "–")
+    assert (row["packages"], row["epoch"], row["verify"], row["compressed"]) == ("–", "–", "not run", "–")
+
+
+def test_matrix_row_of_an_app_has_its_packages_epoch_and_verify_verdict(build):
+    """An app's row is as full as a cell's: packages and epoch from its SBOM, what verify said about it."""
+    write(build / "build/apps/hello.spdx.json", {"creationInfo": {"created": "2023-11-14T22:13:20Z"},
+                                                 "packages": [{"name": "a"}, {"name": "b"}]})
+    write(build / "build/apps/hello.json", {"image_id": "sha256:" + "be" * 32, "manifest_digest": DIGEST})
+    write(build / "results/verify.json", {"apps/hello": {"reproduced": True, "recorded_image_id": "sha256:" + "be" * 32}})
+    row = report.image_labels("apps/hello", build)
+    assert (row["packages"], row["epoch"], row["verify"]) == ("2", "2023-11-14 22:13 UTC", "reproduced")
 
 
 def test_build_times_take_the_last_job_line_of_each_log(tmp_path):

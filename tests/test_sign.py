@@ -59,6 +59,18 @@ def verify(registry: str, ref: str, policy: Path, registries_d: Path, dest: Path
                           capture_output=True, text=True)
 
 
+def consumer_setup(tmp_path: Path, registry: str, public: Path, lookaside: Path) -> tuple[Path, Path]:
+    """A consumer's containers-policy.json (signedBy the key, for the registry) and registries.d (the lookaside)."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
+        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
+        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
+    consumer = tmp_path / "registries.d"
+    consumer.mkdir()
+    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    return policy, consumer
+
+
 def test_signed_pushes_pass_the_policy_unsigned_and_tampered_ones_do_not(registry, gpg_key, tmp_path, caplog):
     home, fpr, secret, public = gpg_key
     lookaside = tmp_path / "signatures"
@@ -73,13 +85,7 @@ def test_signed_pushes_pass_the_policy_unsigned_and_tampered_ones_do_not(registr
     assert PASSPHRASE not in caplog.text and PASSPHRASE not in (tmp_path / "a.json").read_text()
     assert "--sign-passphrase-file" in caplog.text
 
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
-        "docker": {registry: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(public)}]},
-        "dir": {"": [{"type": "insecureAcceptAnything"}]}}}))
-    consumer = tmp_path / "registries.d"
-    consumer.mkdir()
-    (consumer / "r.yaml").write_text(json.dumps({"docker": {registry: {"lookaside": lookaside.as_uri()}}}))
+    policy, consumer = consumer_setup(tmp_path, registry, public, lookaside)
 
     ok = verify(registry, "bfsign/app:1", policy, consumer, tmp_path / "out-a")
     assert ok.returncode == 0, ok.stderr
@@ -156,3 +162,50 @@ def test_sigstore_keys_are_refused_at_plan_time_where_skopeo_cannot_sign_with_th
     with caplog.at_level(logging.INFO, logger="baseforge"), pytest.raises(BaseforgeError, match=r"^skopeo exited with code [1-9]"):
         push(str(image(tmp_path / "s.oci.tar", "sigstore")), target, ["bfsig/app:1"], str(tmp_path / "s.json"))
     assert re.search(r"\$ skopeo copy .*--sign-by-sigstore-private-key", caplog.text)  # the argv is in the log
+
+
+def test_every_tag_verifies_and_a_repush_keeps_one_signature_per_tag(registry, gpg_key, tmp_path):
+    """A simple signature names one tag, and signedBy accepts it for that tag only: an image pushed as
+    :bookworm and :latest (an index, so each architecture's manifest too) verifies under both, also after
+    it is pushed again; the lookaside then holds one signature per tag, not one more per push."""
+    from baseforge.oci import write_index
+
+    home, fpr, secret, public = gpg_key
+    archives = [image(tmp_path / "amd64.oci.tar", "tags-amd64")]
+    layer = tmp_path / "amd64.oci.layer.tar"
+    archives.append(tmp_path / "arm64.oci.tar")
+    write_image(archives[1], [layer], ImageMeta(title="t", version="1", created=1700000000, arch="arm64", tags=("x/t:1",)))
+    write_index(tmp_path / "index.oci.tar", archives, ImageMeta(title="t", version="1", created=1700000000,
+                                                                  arch="amd64", tags=("x/t:1",)))
+    lookaside = tmp_path / "signatures"
+    target = {"url": registry, "tls_verify": False, "sign": {"gpg": fpr, "gnupg_home": str(home),
+                                                             "passphrase_file": str(secret), "lookaside": str(lookaside)}}
+    policy, consumer = consumer_setup(tmp_path, registry, public, lookaside)
+    tags = ["bfsign/tags:bookworm", "bfsign/tags:latest"]
+    for attempt in range(2):
+        push(str(tmp_path / "index.oci.tar"), target, tags, str(tmp_path / "rec.json"))
+        for tag in tags:
+            ok = verify(registry, tag, policy, consumer, tmp_path / f"out-{attempt}-{tag.rpartition(':')[2]}")
+            assert ok.returncode == 0, (attempt, tag, ok.stderr)
+        folders = sorted(p for p in lookaside.rglob("*") if p.is_dir() and "@" in p.name)
+        assert len(folders) == 3  # the index and both architectures' manifests
+        for folder in folders:
+            assert sorted(p.name for p in folder.iterdir()) == ["signature-1", "signature-2"], (attempt, folder)
+
+
+def test_lookaside_folders_follow_skopeos_layout(tmp_path):
+    """<lookaside>/<repository path without the host, with the registry's path prefix>@sha256=<hex>."""
+    d = "sha256:" + "ab" * 32
+    found = sign.lookaside_dirs(tmp_path, "127.0.0.1:5000/team/", "ns/app:1", [d])
+    assert found == [tmp_path / f"team/ns/app@sha256={'ab' * 32}"]
+    assert sign.lookaside_dirs(tmp_path, "reg.example:443", "app:latest", [d]) == [tmp_path / f"app@sha256={'ab' * 32}"]
+    kept = sign.Kept()
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for data in (b"tag-1", b"tag-2"):  # skopeo leaves only the last copy's signature-1 (and deletes the rest)
+        (folder / "signature-1").write_bytes(data)
+        kept.add([folder])
+    (folder / "signature-3").write_bytes(b"stale")
+    kept.write()
+    assert [(folder / f"signature-{i}").read_bytes() for i in (1, 2)] == [b"tag-1", b"tag-2"]
+    assert not (folder / "signature-3").exists()  # a stale one after them goes

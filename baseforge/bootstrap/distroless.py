@@ -229,7 +229,9 @@ def apt_config(root: Path, cell: CellSpec) -> Path:
 def update(cell: CellSpec, workdir: Path) -> Path:
     """``apt-get update`` of the cell's sources in a scratch apt root in ``workdir`` (apt verifies the
     suites' signatures and the indices' hashes); returns apt's lists folder (kept uncompressed)."""
-    root = workdir.resolve() / "apt"  # absolute: apt-get download runs in another folder
+    # absolute: apt-get download runs in the download folder, and a relative APT_CONFIG it cannot read makes
+    # it fall back to the build host's own configuration (its architecture, sources and lists)
+    root = workdir.resolve() / "apt"
     env = {"APT_CONFIG": str(apt_config(root, cell))}
     try:  # apt-get update fails on a bad or missing signature (and on a source it cannot reach)
         run(["apt-get", "update", "-o", "APT::Update::Error-Mode=any"], env=env)
