@@ -92,6 +92,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
     base_tags: tuple[str, ...] = ()
     if "dockerfile" in spec:
         kind, context = "dockerfile", spec["dockerfile"]
+        trust.check_inside(context, workdir, f"{where}.dockerfile", "the workflow directory")
         dockerfile = workdir / context / "Dockerfile"
         if not dockerfile.is_file():
             raise BaseforgeError(f"config {where}.dockerfile: {dockerfile} does not exist",
@@ -106,6 +107,8 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
     else:
         kind, context = "declarative", spec.get("context")
         base = resolve_base(spec["base"], images, namespace, f"{where}.base", apps)
+        if context:
+            trust.check_inside(context, workdir, f"{where}.context", "the workflow directory")
         if context and not (workdir / context).is_dir():
             raise BaseforgeError(f"config {where}.context: {workdir / context} is not a directory")
         if (spec.get("build") or spec.get("add")) and not context:
@@ -115,6 +118,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
             trust.check_add(src, dest, workdir / context, f"{where}.add")
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
+    trust.check_labels(spec.get("labels", {}), f"{where}.labels")
     base_meta, root = base_of(base, images, apps)
     meta = ImageMeta(
         title=tags[0], version=tags[0].rsplit(":", 1)[1], created=base_meta.created if base_meta else epoch,

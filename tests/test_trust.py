@@ -73,6 +73,29 @@ ATTACKS = [
     (debian(insecure="yes"), None, "images.debian.insecure"),
     (debian(releases=["bookworm/../x"]), None, "images.debian.releases[0]"),
     (debian(labels={"x=1\nUSER root\nLABEL y": "v"}), None, "images.debian.labels"),
+    (debian(labels={"io.baseforge.insecure": "false"}), None, "images.debian.labels"),  # baseforge's own label
+    (debian(), {"archive": "http://m.invalid:abc/debian"}, "mirrors.archive"),
+    (debian(), {"archive": "http:///debian"}, "mirrors.archive"),
+    (debian(), {"archive": f"{M}/debian#x"}, "mirrors.archive"),  # '#' starts a comment in a sources line
+    # a keyring fetched over plain http (or holding a password) makes every signature check mean nothing
+    ({"rocky": {"releases": ["9"], "keyrings": ["http://m.invalid/RPM-GPG-KEY"]}}, {"rocky": M}, "images.rocky.keyrings[0]"),
+    ({"rocky": {"releases": ["9"], "keyrings": ["https://bob:s3cr@m.invalid/K"]}}, {"rocky": M}, "images.rocky.keyrings[0]"),
+    ({"rocky": {"releases": ["9"], "keyrings": ["K"], "options": {"rpmdb": "/../../etc"}}}, {"rocky": M}, "images.rocky.options.rpmdb"),
+    # apk.static runs as root: a URL needs its sha256 before any job; apk keys are copied into the image
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["k.rsa.pub"], "options": {"apk": f"{M}/apk.static"}}}, {"alpine": M},
+     "images.alpine.options.apk_sha256"),
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["/etc/shadow"]}}, {"alpine": M}, "images.alpine.keyrings[0]"),
+]
+
+#: URLs whose password ("s3cr") a careless parser leaves in the URL (and so on command lines and in logs)
+SECRET_URLS = [
+    ({"archive": "http://bob:pa/s3cr@mirror.invalid/debian"}, "mirrors.archive"),  # '/' in a password: not a port
+    ({"archive": "http://bob:12/s3cr@mirror.invalid/debian"}, "mirrors.archive"),  # … even when it reads as one
+    ({"archive": "http://bob:p#s3cr@mirror.invalid/debian"}, "mirrors.archive"),
+    ({"archive": "http://bob:p?s3cr@mirror.invalid/debian"}, "mirrors.archive"),
+    ({"archive": "http://bob:s3cr@x@mirror.invalid/debian"}, "mirrors.archive"),  # two '@'
+    ({"archive": "http://bob:s3cr@mirror.invalid/deb ian"}, "mirrors.archive"),  # refused by the schema: not quoted
+    ({"snapshot": "http://bob:s3cr@mirror.invalid/a rchive"}, "mirrors.snapshot"),
 ]
 
 
@@ -81,6 +104,32 @@ def test_attack_is_refused_at_plan_time_naming_the_field(images, mirrors, field)
     with pytest.raises(BaseforgeError) as exc:
         plan(images, mirrors)
     assert f"config {field}" in str(exc.value)
+
+
+@pytest.mark.parametrize("mirrors, field", SECRET_URLS)
+def test_a_url_that_hides_its_password_is_refused_without_showing_it(mirrors, field):
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian(), mirrors)
+    assert f"config {field}" in str(exc.value) and "s3cr" not in str(exc.value)
+
+
+@pytest.mark.parametrize("images, where", [
+    ({"t": {"distro": "tarball", "releases": ["1"], "options": {"url": "https://bob:s3cr@m.invalid/r t.tgz", "sha256": "0" * 64}}},
+     "images.t.options.url"),
+    ({"ubuntu": {"releases": ["noble"], "keyrings": ["k.gpg"], "options": {"mirror": "http://bob:s/3cr@m.invalid/u"}}},
+     "images.ubuntu.options.mirror"),
+])
+def test_image_urls_that_hide_a_password_are_refused_without_showing_it(images, where):
+    with pytest.raises(BaseforgeError) as exc:
+        plan(images)
+    assert f"config {where}" in str(exc.value) and "3cr" not in str(exc.value)
+
+
+def test_tls_verify_false_warns_on_every_run(capsys):
+    for _ in range(2):
+        config.plan({"epoch": EPOCH, "images": debian(), "registry": {"url": "registry.invalid", "tls_verify": False}},
+                    resolve_epochs=False)
+        assert "WARNING: registry.tls_verify is false" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("top, field", [
@@ -96,7 +145,8 @@ def test_top_level_attacks_are_refused(top, field):
 @pytest.mark.parametrize("add, field", [
     ({"/etc/hostname": "/x"}, "apps.a.add"), ({"../secret": "/x"}, "apps.a.add"), ({"ok/../../x": "/x"}, "apps.a.add"),
     ({"hello.c": "/usr/../../x"}, "apps.a.add"), ({"hello.c": "relative"}, "apps.a.add.hello.c"),
-    ({"link/hostname": "/x"}, "apps.a.add"),
+    ({"link/hostname": "/x"}, "apps.a.add"), ({"hello.c": "/"}, "apps.a.add.hello.c"),
+    ({"hello.c": "/./etc/shadow"}, "apps.a.add.hello.c"), ({"hello.c": "/usr//bin/x"}, "apps.a.add.hello.c"),
 ])
 def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
     ctx = tmp_path / "ctx"
@@ -105,6 +155,29 @@ def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
     (ctx / "link").symlink_to("/etc")
     with pytest.raises(BaseforgeError) as exc:
         plan(debian(), apps={"a": {"base": "scratch", "context": "ctx", "add": add}}, workdir=tmp_path)
+    assert f"config {field}" in str(exc.value)
+
+
+@pytest.mark.parametrize("app, field", [
+    # the context (and so every add: source in it) must lie in the workflow directory: else add: ships host files
+    ({"base": "scratch", "context": "/etc", "add": {"hostname": "/x"}}, "apps.a.context"),
+    ({"base": "scratch", "context": "../outside", "add": {"f": "/x"}}, "apps.a.context"),
+    ({"base": "scratch", "context": "etclink", "add": {"hostname": "/x"}}, "apps.a.context"),  # a link out of it
+    ({"base": "scratch", "context": "ctx/../../outside", "add": {"f": "/x"}}, "apps.a.context"),
+    ({"dockerfile": "/"}, "apps.a.dockerfile"), ({"dockerfile": "../outside"}, "apps.a.dockerfile"),
+    ({"dockerfile": "outlink"}, "apps.a.dockerfile"),
+    ({"base": "scratch", "context": "ctx", "add": {"f": "/x"}, "labels": {"io.baseforge.insecure": "false"}}, "apps.a.labels"),
+])
+def test_app_context_and_dockerfile_stay_in_the_workflow(tmp_path, app, field):
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    for d in (work / "ctx", outside):
+        d.mkdir(parents=True)
+        (d / "f").write_text("x")
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    (work / "etclink").symlink_to("/etc")
+    (work / "outlink").symlink_to(outside)
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian(), apps={"a": app}, workdir=work)
     assert f"config {field}" in str(exc.value)
 
 
@@ -136,7 +209,7 @@ def test_insecure_warns_on_every_parse_and_labels_the_image(capsys):
     rocky = plan({"rocky": {"releases": ["9"], "insecure": True}}, {"rocky": M}).images["rocky/9/default/amd64"]
     assert "gpgcheck=0\n" in repo_file(rocky.cell) and rocky.meta.labels["io.baseforge.insecure"] == "true"
     assert "io.baseforge.insecure" not in plan(debian()).images["debian/bookworm/default/amd64"].meta.labels
-    apps = {"a": {"base": "debian:bookworm", "cmd": ["true"], "labels": {"io.baseforge.insecure": "false"}}}
+    apps = {"a": {"base": "debian:bookworm", "cmd": ["true"]}}
     app = plan(debian(insecure=True), apps=apps).apps["a"]
     assert app.meta.labels["io.baseforge.insecure"] == "true"  # an app on an insecure base says so too
 
