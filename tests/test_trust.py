@@ -342,13 +342,13 @@ def test_rootfs_json_lists_setuid_setgid_and_capabilities(tmp_path):
 
 
 def _links(path: Path, entries: list[tuple[str, str, str]]) -> Path:
-    """(kind, name, target): kind dir | sym | file | chr | fifo."""
+    """(kind, name, target): kind dir | sym | hard | file | chr | fifo."""
     with tarfile.open(path, "w") as tf:
         for kind, name, target in entries:
             ti = tarfile.TarInfo(name)
             ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "file": tarfile.REGTYPE, "chr": tarfile.CHRTYPE,
-                       "fifo": tarfile.FIFOTYPE}[kind]
-            ti.linkname = target if kind == "sym" else ""
+                       "fifo": tarfile.FIFOTYPE, "hard": tarfile.LNKTYPE}[kind]
+            ti.linkname = target if kind in ("sym", "hard") else ""
             data = target.encode() if kind == "file" else b""
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
@@ -364,6 +364,16 @@ def _links(path: Path, entries: list[tuple[str, str, str]]) -> Path:
     ([("sym", "a", "b"), ("sym", "b", "a"), ("sym", "c", "a/x")], "c"),
     ([("dir", "etc", ""), ("chr", "etc/evil", "")], "etc/evil"),
     ([("fifo", "run.pipe", "")], "run.pipe"),
+    # a hard link to a symlink is that symlink at the link's place: '..' from a/ is the root, from / above it
+    ([("dir", "a", ""), ("sym", "a/l", ".."), ("hard", "top", "a/l"), ("file", "top/x", "evil")], "top"),
+    ([("dir", "a", ""), ("dir", "a/b", ""), ("sym", "a/b/l", "../.."), ("hard", "up", "a/b/l")], "up"),
+    # links that come later make an earlier one climb out: checked again once the whole tar is read
+    ([("sym", "y", "a/.."), ("sym", "a", "d/e"), ("dir", "d", ""), ("sym", "d/e", "..")], "y"),
+    # a name twice: the later entry silently replaces the first (and what was checked is not what lands)
+    ([("dir", "etc", ""), ("sym", "etc", "/tmp")], "etc"),
+    ([("file", "a", "x"), ("hard", "h", "a"), ("sym", "a", "/etc/shadow")], "a"),
+    ([("file", "", "x")], ""),  # the root as a file
+    ([("dir", "d", ""), ("hard", "h", "d")], "h"),  # a hard link to a directory
 ])
 def test_escaping_symlink_chains_and_devices_are_refused_naming_the_entry(tmp_path, entries, entry):
     with pytest.raises(BaseforgeError) as exc:
