@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -73,6 +74,9 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int, con
             elif src is None or src.is_dir():
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tf.addfile(info)
+            elif not stat.S_ISREG(src.lstat().st_mode):  # a fifo would hang the job, a socket or device has no place
+                raise BaseforgeError(f"app layer: {name} is not a file, directory or symlink",
+                                     hint="the build must write only files, directories and symlinks under $OUT")
             else:
                 info.size = src.stat().st_size
                 info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
