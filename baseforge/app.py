@@ -36,6 +36,22 @@ def _walk(top: Path) -> list[Path]:
     return sorted(found)
 
 
+def checkout_mode(path: Path) -> int:
+    """The mode a file is given in an image: git's (0755 when any execute bit is set, else 0644; 0755 for a
+    directory), never what the invoking user's umask made of the checkout (0664, 0600 …)."""
+    st_mode = path.lstat().st_mode
+    return 0o755 if stat.S_ISDIR(st_mode) or st_mode & 0o111 else 0o644
+
+
+def copy_context(context: Path, dest: Path) -> Path:
+    """A copy of ``context`` at ``dest`` with :func:`checkout_mode` modes (symlinks kept as links)."""
+    shutil.copytree(context, dest, symlinks=True)
+    for p in [dest, *_walk(dest)]:
+        if not p.is_symlink():
+            p.chmod(checkout_mode(p))
+    return dest
+
+
 def _check_inside(src: Path, context: Path, where: str) -> None:
     """``src`` (an add: source in the context copy, after the build ran) must not reach out of the context
     through a symlinked directory: the layer would hold the build host's file."""
@@ -78,8 +94,7 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int, con
                 raise BaseforgeError(f"app layer: {name} is not a file, directory or symlink",
                                      hint="the build must write only files, directories and symlinks under $OUT")
             else:
-                info.size = src.stat().st_size
-                info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
+                info.size, info.mode = src.stat().st_size, checkout_mode(src)
                 with open(src, "rb") as f:
                     tf.addfile(info, f)
 

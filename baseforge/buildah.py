@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .app import installed
+from .app import copy_context, installed
 from .appgraph import with_tag
 from .manifest import write_sbom
 from .ocilayout import A_REF_NAME, BLOB_DIRS, MEDIA_INDEX, MEDIA_MANIFEST, blob_path, digest, dumps, tarinfo
@@ -68,7 +68,9 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
                     run([*storage(root), "tag", image_id, qualified(ref)])
         name = f"localhost/baseforge-build/{app['name']}:latest"
         with step(f"buildah build {app['context']} (--timestamp {meta.created})"):
-            run(build_argv(root, Path(app["context"]).resolve(), name, meta.created))
+            # COPY keeps a file's mode: the context as git has it, not as the invoking user's umask left it
+            context = copy_context(Path(app["context"]), root / "context")
+            run(build_argv(root, context.resolve(), name, meta.created))
         pushed = root / "pushed.tar"
         run([*storage(root), "push", "-q", name, f"oci-archive:{pushed}"])
         result = rewrite(pushed, Path(base_archive) if base_archive else None, out, meta)

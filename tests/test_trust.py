@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -428,3 +429,56 @@ def test_the_engine_socket_is_roots_unless_a_group_is_configured(tmp_path, monke
     monkeypatch.setattr(daemon, "answers", lambda url: bool(started))
     daemon.start(tmp_path / "data", tmp_path / "run")
     assert f"--group={group}" in started[0] and not any(a == "--group=docker" for a in started[0])
+
+
+# --- nothing of the build host: the invoking user's umask ----------------------------------------------------
+
+
+def _context_under(umask: int, top: Path) -> Path:
+    """An app context created (as a checkout would be) under ``umask``."""
+    old = os.umask(umask)
+    try:
+        (top / "bin").mkdir(parents=True)
+        (top / "bin/run").write_text("#!/bin/sh\n")
+        (top / "bin/run").chmod(0o777 & ~umask)
+        (top / "data.txt").write_text("x\n")
+        (top / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    finally:
+        os.umask(old)
+    return top
+
+
+def test_the_invoking_users_umask_does_not_reach_an_app(tmp_path):
+    """A checkout made under umask 077 or 002 gives the same layer bytes and the same Dockerfile context modes
+    as one made under 022 (buildah's COPY keeps modes: it is given copy_context's copy)."""
+    from baseforge.app import copy_context, layer_from_tree
+
+    layers, modes, empty = set(), set(), tmp_path / "empty"
+    empty.mkdir()
+    for umask in (0o022, 0o077, 0o002):
+        ctx = _context_under(umask, tmp_path / f"ctx{umask:o}")
+        copy = copy_context(ctx, tmp_path / f"copy{umask:o}")
+        modes.add(tuple((str(p.relative_to(copy)), p.stat().st_mode & 0o7777) for p in sorted(copy.rglob("*"))))
+        layer_from_tree(empty, {ctx / "bin": "/usr/local/bin", ctx / "data.txt": "/data.txt"}, tmp_path / f"l{umask:o}.tar",
+                        EPOCH, context=ctx)
+        layers.add(hashlib.sha256((tmp_path / f"l{umask:o}.tar").read_bytes()).hexdigest())
+    assert len(layers) == 1 and len(modes) == 1
+    assert dict(next(iter(modes))) == {"Dockerfile": 0o644, "bin": 0o755, "bin/run": 0o755, "data.txt": 0o644}
+
+
+def test_every_job_runs_with_umask_022(tmp_path, monkeypatch):
+    """A job's files (a sources.list a bootstrapper writes into the tree) do not take the caller's umask."""
+    from types import SimpleNamespace
+
+    from baseforge.run import job
+
+    monkeypatch.chdir(tmp_path)
+    sm = SimpleNamespace(log=[str(tmp_path / "job.log")], rule="probe", wildcards={}, output=[])
+    old = os.umask(0o077)
+    try:
+        with job(sm):
+            (tmp_path / "sources.list").write_text("deb x y z\n")
+            seen = os.umask(0o022)
+    finally:
+        os.umask(old)
+    assert seen == 0o022 and (tmp_path / "sources.list").stat().st_mode & 0o777 == 0o644

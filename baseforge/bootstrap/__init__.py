@@ -98,6 +98,7 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
     an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     require_binfmt(cell.arch)
+    os.umask(0o022)  # what the plugin writes into the tree has the same mode whatever umask the caller had
     out_tar = Path(out_tar)
     root = scratch_dir() or tempfile.gettempdir()
     saved = os.environ.get("BASEFORGE_TMPDIR")

@@ -65,8 +65,9 @@ class Apk(Bootstrapper, name="apk"):
             shutil.copy(k, keys / Path(k).name)
         root = workdir / "rootfs"
         (root / "etc/apk/keys").mkdir(parents=True)
-        for k in keys.iterdir():
-            shutil.copy(k, root / "etc/apk/keys" / k.name)  # apk in the image checks the same keys
+        for k in keys.iterdir():  # apk in the image checks the same keys; 0644 whatever the host file's mode
+            shutil.copyfile(k, root / "etc/apk/keys" / k.name)
+            (root / "etc/apk/keys" / k.name).chmod(0o644)
         repositories = write_private(workdir / "repositories", "".join(f"{s.url}\n" for s in cell.sources))
         run(self.argv(cell, apk, root, keys, repositories), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
         (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in strip_sources(cell.sources)))
