@@ -71,5 +71,7 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "epoch_source": plan.get("epoch_source", "config"),
         "rootfs_sha256": rootfs_info["sha256"],
         "packages": len(pkgs),
+        # insecure: true turned the signature checks off: the record says so too (as the image's label does)
+        **({"insecure": True} if cell.insecure else {}),
     }
     write_json(provenance, record)

@@ -63,7 +63,9 @@ def test_credentials_are_redacted_in_logs_errors_and_provenance(caplog, monkeypa
     # spec_sha256 is of the cell without them: a hash of a known text around a password would let one guess it
     import hashlib
 
-    spec = json.loads((tmp_path / "p.json").read_text())["spec_sha256"]
+    record = json.loads((tmp_path / "p.json").read_text())
+    spec = record["spec_sha256"]
+    assert "insecure" not in record
     assert spec == hashlib.sha256(redact(json.dumps(img.to_dict()["cell"], sort_keys=True)).encode()).hexdigest()
 
 

@@ -215,6 +215,19 @@ def test_insecure_warns_on_every_parse_and_labels_the_image(capsys):
     assert app.meta.labels["io.baseforge.insecure"] == "true"  # an app on an insecure base says so too
 
 
+def test_insecure_is_in_the_provenance_record(tmp_path, monkeypatch):
+    from baseforge import provenance
+
+    monkeypatch.setattr(provenance, "packages", lambda _: [])
+    monkeypatch.setattr(provenance, "write_sbom", lambda *a, **k: None)
+    monkeypatch.setattr(provenance, "release_file", lambda url: {"url": url})
+    (tmp_path / "info.json").write_text(json.dumps({"sha256": "0" * 64}))
+    for insecure in (True, False):
+        img = plan(debian(insecure=insecure)).images["debian/bookworm/default/amd64"]
+        provenance.write_provenance(img.to_dict(), "r.tar", tmp_path / "info.json", tmp_path / "s.json", tmp_path / f"p{insecure}.json")
+        assert json.loads((tmp_path / f"p{insecure}.json").read_text()).get("insecure", False) is insecure
+
+
 def test_insecure_label_reaches_the_oci_config(tmp_path):
     from baseforge.oci import write_image
     from baseforge.ociread import read
