@@ -495,3 +495,18 @@ def test_every_job_runs_with_umask_022(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert seen == 0o022 and (tmp_path / "sources.list").stat().st_mode & 0o777 == 0o644
+
+
+def test_apk_copies_only_public_keys_into_the_image(tmp_path):
+    """apk's keyrings land in the image's /etc/apk/keys: a host file that is no public key (a private key
+    named *.pub, say) is refused naming it."""
+    from baseforge.bootstrap.apk import copy_key
+
+    good, bad = tmp_path / "a.rsa.pub", tmp_path / "id.pub"
+    good.write_text("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+    bad.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")
+    (tmp_path / "keys").mkdir()
+    copy_key(str(good), tmp_path / "keys", "alpine/3.20/default/amd64")
+    with pytest.raises(BaseforgeError, match=f"keyrings entry {bad} is not a PEM public key"):
+        copy_key(str(bad), tmp_path / "keys", "alpine/3.20/default/amd64")
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["a.rsa.pub"]
