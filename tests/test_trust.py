@@ -285,6 +285,22 @@ def test_emptied_files_get_a_fixed_mode_whatever_the_host_had(tmp_path):
     assert len(digests) == 1
 
 
+def test_no_extended_attribute_of_the_build_host_reaches_the_image(tmp_path):
+    """Only file capabilities stay: an SELinux label, a default ACL of the scratch directory or a user.* tag
+    of the build host would change the digest from one host to the next."""
+    cap = (b"\x01\x00\x00\x02\xc0" + bytes(15)).decode("utf-8", "surrogateescape")
+    digests = set()
+    for host in ({}, {"SCHILY.xattr.security.selinux": "system_u:object_r:tmp_t:s0",
+                      "SCHILY.xattr.system.posix_acl_access": "\x02", "SCHILY.xattr.user.origin": "host"}):
+        raw = _tar(tmp_path / "raw.tar", _dirs("usr/bin/x") + [("usr/bin/ping", b"p", {"pax_headers": {
+            "SCHILY.xattr.security.capability": cap, **host}}), ("usr/bin/ls", b"l", {"pax_headers": dict(host)})])
+        digests.add(pack(raw, tmp_path / "out.tar", epoch=EPOCH, family="none").sha256)
+        out = _members(tmp_path / "out.tar")
+        assert {k for k in out["usr/bin/ping"].pax_headers if k.startswith("SCHILY")} == {"SCHILY.xattr.security.capability"}
+        assert not [k for k in out["usr/bin/ls"].pax_headers if k.startswith("SCHILY")]
+    assert len(digests) == 1
+
+
 def _example(glob: str) -> str:
     return glob.replace("*", "x")
 
