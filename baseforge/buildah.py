@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import trust
 from .app import copy_context, installed
 from .appgraph import with_tag
 from .manifest import write_sbom
@@ -73,6 +74,7 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
             run(build_argv(root, context.resolve(), name, meta.created))
         pushed = root / "pushed.tar"
         run([*storage(root), "push", "-q", name, f"oci-archive:{pushed}"])
+        trust.check_built_labels(read(pushed).config, meta, f"app {app['name']}")
         result = rewrite(pushed, Path(base_archive) if base_archive else None, out, meta)
         _cleanup(root)
     write_json(info, result)

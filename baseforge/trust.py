@@ -157,6 +157,17 @@ def check_inside(value: str, top: Path, where: str, what: str) -> Path:
     return path
 
 
+def check_built_labels(config: dict[str, Any], meta: Any, where: str) -> None:
+    """A Dockerfile app's built config carries exactly the ``io.baseforge.*`` labels baseforge gave it (from
+    its base): a ``LABEL io.baseforge.insecure=false`` over an insecure base would hide what it is built on."""
+    got = {k: v for k, v in (config.get("config", {}).get("Labels") or {}).items() if k.startswith(RESERVED_LABELS)}
+    want = {k: v for k, v in meta.labels.items() if k.startswith(RESERVED_LABELS)}
+    if got != want:
+        raise BaseforgeError(f"{where}: the Dockerfile sets labels in baseforge's own namespace ({RESERVED_LABELS}*): "
+                             f"{', '.join(f'{k}={v}' for k, v in sorted(got.items()) if want.get(k) != v)}",
+                             hint="remove those LABEL lines; insecure: true on the base sets io.baseforge.insecure itself")
+
+
 def check_add(src: str, dest: str, context: Path, where: str) -> None:
     """An ``add:`` entry: the source lies inside the app's context, the destination is a plain image path."""
     if src.startswith("/") or ".." in src.split("/"):

@@ -15,6 +15,7 @@ import pytest
 
 from baseforge import buildah
 from baseforge import engine as bfengine
+from baseforge.errors import BaseforgeError
 from baseforge.oci import write_image
 from baseforge.ociread import read
 from baseforge.spec import ImageMeta
@@ -103,3 +104,23 @@ def test_from_names_are_resolved_as_buildah_does():
     assert buildah.qualified("127.0.0.1:5000/x/y") == "127.0.0.1:5000/x/y:latest"
     argv = buildah.build_argv(Path("/r"), Path("/c"), "t", EPOCH)
     assert argv[argv.index("--timestamp") + 1] == str(EPOCH) and "--pull=never" in argv
+
+
+@pytest.mark.root  # buildah builds as root (chroot isolation, vfs)
+def test_a_dockerfile_cannot_relabel_an_insecure_base_as_secure(tmp_path, base):
+    """buildah inherits the base's io.baseforge.insecure=true; a LABEL line saying false would hide it."""
+    labels = {"io.baseforge.insecure": "true"}
+    meta = ImageMeta(title="bfb/base:1", version="1", created=EPOCH, arch="amd64", tags=("bfb/base:1",),
+                     env=("PATH=/bin",), cmd=("sh",), labels=labels)
+    insecure = tmp_path / "insecure.oci.tar"
+    write_image(insecure, [base.parent / "layer.tar"], meta)
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM bfb/base:1\nLABEL io.baseforge.insecure=false\nCMD [\"sh\"]\n")
+    app_meta = ImageMeta(title="bfb/app:latest", version="latest", created=EPOCH, arch="amd64", tags=("bfb/app:latest",),
+                         labels=labels)
+    app = {"name": "app", "context": str(context), "base_tags": ["bfb/base:1"], "meta": app_meta.to_dict()}
+    with pytest.raises(BaseforgeError, match=r"app app: the Dockerfile sets labels in baseforge's own namespace .*io.baseforge.insecure=false"):
+        buildah.build_dockerfile_app(app, str(insecure), str(tmp_path / "app.oci.tar"), str(tmp_path / "app.json"),
+                                     str(tmp_path / "app.spdx.json"))
+    assert not (tmp_path / "app.oci.tar").exists()
