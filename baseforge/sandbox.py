@@ -54,6 +54,13 @@ def hidden(cwd: Path | None = None) -> list[str]:
     return out
 
 
+def resolver(dirs: list[str], conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """Where ``/etc/resolv.conf`` really is when that lies in one of the hidden ``dirs`` (systemd-resolved's
+    ``/run/systemd/resolve/stub-resolv.conf``): a ``network: true`` build must still resolve names."""
+    real = conf.resolve()
+    return [str(real)] if real != conf and real.is_file() and any(real.is_relative_to(d) for d in dirs) else []
+
+
 def argv(command: str, work: Path, out: Path, env: Mapping[str, str], network: bool = False) -> list[str]:
     """The bubblewrap command line that runs ``sh -ec command`` in ``work`` (a pure function, for tests)."""
     dirs = hidden()
@@ -64,6 +71,7 @@ def argv(command: str, work: Path, out: Path, env: Mapping[str, str], network: b
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         *[a for d in dirs for a in ("--tmpfs", d)],
         "--bind", str(work), str(work), "--bind", str(out), str(out),
+        *(a for f in (resolver(dirs) if network else []) for a in ("--ro-bind", f, f)),
         *[a for d in dirs for a in ("--remount-ro", d)],  # after the binds, which may lie below one of them
         "--chdir", str(work), "--clearenv",
     ]

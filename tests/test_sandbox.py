@@ -139,3 +139,14 @@ def test_a_fifo_or_socket_under_out_is_refused_not_waited_on(tmp_path, make):
     with pytest.raises(BaseforgeError, match="app layer: pipe is not a file, directory or symlink"):
         write_app(app, None, str(tmp_path / "a.oci.tar"), str(tmp_path / "a.json"))
     assert not (tmp_path / "a.oci.tar").exists()
+
+
+def test_a_network_build_still_finds_a_resolv_conf_that_lives_in_run(tmp_path):
+    """systemd-resolved links /etc/resolv.conf into /run, which the sandbox hides: the file itself is bound in."""
+    stub = tmp_path / "run/systemd/resolve/stub-resolv.conf"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("nameserver 127.0.0.53\n")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/resolv.conf").symlink_to(stub)
+    assert sandbox.resolver([str(tmp_path / "run")], tmp_path / "etc/resolv.conf") == [str(stub)]
+    assert sandbox.resolver([str(tmp_path / "home")], tmp_path / "etc/resolv.conf") == []  # not hidden: nothing to do
