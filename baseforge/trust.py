@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,3 +181,30 @@ def check_add(src: str, dest: str, context: Path, where: str) -> None:
     if not resolved.is_relative_to(context.resolve()):
         raise BaseforgeError(f"config {where}: source {src!r} leads outside the context (through a symlink) to {resolved}",
                              hint="copy the file into the context instead of linking to it")
+
+
+#: apt settings that turn a signature check off or swap what checks it (apt's option names are case-blind),
+#: in the base tree an app installs its packages on: only ``insecure: true`` on the root image may
+APT_UNCHECKED = re.compile(
+    r"(trusted\s*[=:]\s*yes|AllowInsecureRepositories|AllowDowngradeToInsecureRepositories|AllowUnauthenticated"
+    r"|AllowWeakRepositories|Dir::Etc::Trusted|Dir::Bin|gpgv|force-bad-verify)", re.IGNORECASE)
+APT_CONFIG_DIRS = ("etc/apt/apt.conf", "etc/apt/apt.conf.d/", "etc/apt/sources.list", "etc/apt/sources.list.d/")
+
+
+def check_apt_config(tree: Path, where: str) -> None:
+    """The apt configuration of the tree tar ``tree`` (an app's flattened base) leaves every signature check
+    on: apt in the chroot reads it after mmdebstrap's own settings, so a file an app added there
+    (``[trusted=yes]``, ``APT::Get::AllowUnauthenticated``) would install the next app's packages unchecked."""
+    with tarfile.open(tree) as tf:
+        for m in tf:
+            name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+            if not (m.isreg() and name.startswith(APT_CONFIG_DIRS)):
+                continue
+            text = tf.extractfile(m).read().decode("utf-8", errors="replace")
+            lines = [line.split("#", 1)[0] if not name.endswith(".conf") else line for line in text.splitlines()]
+            hit = next((mt.group(0) for line in lines if (mt := APT_UNCHECKED.search(line))), None)
+            if hit:
+                raise BaseforgeError(f"{where}: the base's /{name} says {hit!r}, which turns apt's signature checks off "
+                                     "for the packages installed on it",
+                                     hint="remove that file from the app that adds it (only insecure: true on the root image "
+                                          "turns the checks off, and labels the image so)")

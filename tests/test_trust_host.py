@@ -291,3 +291,24 @@ def test_apk_copies_only_public_keys_into_the_image(tmp_path):
     with pytest.raises(BaseforgeError, match=f"keyrings entry {bad} is not a PEM public key"):
         copy_key(str(bad), tmp_path / "keys", "alpine/3.20/default/amd64")
     assert [p.name for p in (tmp_path / "keys").iterdir()] == ["a.rsa.pub"]
+
+
+@pytest.mark.parametrize("name, text", [
+    ("etc/apt/sources.list.d/extra.list", "deb [trusted=yes] http://mirror.invalid/x bookworm main\n"),
+    ("etc/apt/sources.list.d/extra.sources", "Types: deb\nURIs: http://mirror.invalid/x\nSuites: bookworm\nTrusted: yes\n"),
+    ("etc/apt/apt.conf.d/99x", 'acquire::allowinsecurerepositories "true";\n'),  # apt's option names are case-blind
+    ("etc/apt/apt.conf.d/99y", 'APT { Get { AllowUnauthenticated "true"; }; };\n'),
+    ("etc/apt/apt.conf.d/99z", 'Dir::Etc::TrustedParts "/srv/my-keys";\n'),  # swaps the keys apt checks against
+    ("etc/apt/apt.conf", 'APT::Key::gpgvcommand "/bin/true";\n'),
+])
+def test_an_apps_base_cannot_turn_apt_checks_off_for_the_next_apps_packages(tmp_path, name, text):
+    """apt in the chroot reads the base tree's apt config after mmdebstrap's: a file an app added there would
+    install the packages of an app built on it unchecked, without insecure: true."""
+    from baseforge.trust import check_apt_config
+
+    clean = [("etc/apt/apt.conf.d/70debconf", b'DPkg::Pre-Install-Pkgs {"/usr/sbin/dpkg-preconfigure --apt || true";};\n', {}),
+             ("etc/apt/sources.list", b"# deb [trusted=yes] http://commented.invalid/ x main\ndeb http://m.invalid/debian bookworm main\n", {})]
+    check_apt_config(_tar(tmp_path / "clean.tar", _dirs("etc/apt/apt.conf.d/x", "etc/apt/sources.list.d/x") + clean), "apps.b")
+    bad = _tar(tmp_path / "bad.tar", _dirs("etc/apt/apt.conf.d/x", "etc/apt/sources.list.d/x") + clean + [(name, text.encode(), {})])
+    with pytest.raises(BaseforgeError, match=f"apps.b: the base's /{name} says .* signature checks off"):
+        check_apt_config(bad, "apps.b")
