@@ -111,7 +111,7 @@ def check_registry(registry: dict[str, Any] | None) -> None:
 def check_labels(labels: dict[str, str], where: str) -> None:
     """A config's ``labels:`` stay out of baseforge's own namespace (``io.baseforge.insecure`` must mean what it says)."""
     for key in labels:
-        if key.startswith(RESERVED_LABELS):
+        if key.lower().startswith(RESERVED_LABELS):  # IO.Baseforge.insecure would read the same to a person
             raise BaseforgeError(f"config {where}: label {key!r} is in baseforge's own namespace ({RESERVED_LABELS}*)",
                                  hint="choose another label name; insecure: true sets io.baseforge.insecure itself")
 
@@ -161,7 +161,7 @@ def check_inside(value: str, top: Path, where: str, what: str) -> Path:
 def check_built_labels(config: dict[str, Any], meta: Any, where: str) -> None:
     """A Dockerfile app's built config carries exactly the ``io.baseforge.*`` labels baseforge gave it (from
     its base): a ``LABEL io.baseforge.insecure=false`` over an insecure base would hide what it is built on."""
-    got = {k: v for k, v in (config.get("config", {}).get("Labels") or {}).items() if k.startswith(RESERVED_LABELS)}
+    got = {k: v for k, v in (config.get("config", {}).get("Labels") or {}).items() if k.lower().startswith(RESERVED_LABELS)}
     want = {k: v for k, v in meta.labels.items() if k.startswith(RESERVED_LABELS)}
     if got != want:
         raise BaseforgeError(f"{where}: the Dockerfile sets labels in baseforge's own namespace ({RESERVED_LABELS}*): "

@@ -70,6 +70,7 @@ ATTACKS = [
     (debian(releases=["bookworm/../x"]), None, "images.debian.releases[0]"),
     (debian(labels={"x=1\nUSER root\nLABEL y": "v"}), None, "images.debian.labels"),
     (debian(labels={"io.baseforge.insecure": "false"}), None, "images.debian.labels"),  # baseforge's own label
+    (debian(labels={"IO.Baseforge.insecure": "false"}), None, "images.debian.labels"),  # reads the same to a person
     (debian(), {"archive": "http://m.invalid:abc/debian"}, "mirrors.archive"),
     (debian(), {"archive": "http:///debian"}, "mirrors.archive"),
     (debian(), {"archive": f"{M}/debian#x"}, "mirrors.archive"),  # '#' starts a comment in a sources line
