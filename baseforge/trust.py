@@ -73,7 +73,8 @@ def check_url(url: str, where: str) -> None:
         parts, bad = None, True
     bad = bad or parts is None or (scheme in ("http", "https") and not parts.hostname)
     if bad:
-        raise BaseforgeError(f"config {where}: is not a URL baseforge can read (the value is not shown: it may hold a password)",
+        raise BaseforgeError(f"config {where}: is not a URL baseforge can read "
+                             "(the value is not shown: it may hold a password)",
                              hint=URL_HINT)
 
 
@@ -82,7 +83,8 @@ def _config_urls(config: dict[str, Any]) -> list[tuple[str, str]]:
     urls = [(f"mirrors.{k}", v) for k, v in (config.get("mirrors") or {}).items()]
     for name, spec in config.get("images", {}).items():
         opts = spec.get("options", {})
-        urls += [(f"images.{name}.options.{k}", opts[k]) for k in ("mirror", "security_mirror", "url", "apk") if k in opts]
+        urls += [(f"images.{name}.options.{k}", opts[k])
+                 for k in ("mirror", "security_mirror", "url", "apk") if k in opts]
         urls += [(f"images.{name}.keyrings[{i}]", k) for i, k in enumerate(spec.get("keyrings", []))]
     return [(where, url) for where, url in urls if "://" in url]
 
@@ -94,8 +96,9 @@ def check_urls(config: dict[str, Any]) -> None:
     for where, url in _config_urls(config):
         check_url(url, where)
         if ".keyrings[" in where and url.startswith("http://"):
-            raise BaseforgeError(f"config {where}: a keyring fetched over plain http can be replaced on the way, and then "
-                                 "no signature check means anything", hint="use an https:// URL, or download the key and list the file")
+            raise BaseforgeError(f"config {where}: a keyring fetched over plain http can be replaced on the way, and "
+                                 "then no signature check means anything",
+                                 hint="use an https:// URL, or download the key and list the file")
         if ".keyrings[" in where and urlsplit(url).username is not None:
             raise BaseforgeError(f"config {where}: a keyring URL with user:password@ (the value is not shown)",
                                  hint="keys are public: download the key and list the file")
@@ -109,7 +112,8 @@ def check_registry(registry: dict[str, Any] | None) -> None:
 
 
 def check_labels(labels: dict[str, str], where: str) -> None:
-    """A config's ``labels:`` stay out of baseforge's own namespace (``io.baseforge.insecure`` must mean what it says)."""
+    """A config's ``labels:`` stay out of baseforge's own namespace (``io.baseforge.insecure`` must mean what it
+    says)."""
     for key in labels:
         if key.lower().startswith(RESERVED_LABELS):  # IO.Baseforge.insecure would read the same to a person
             raise BaseforgeError(f"config {where}: label {key!r} is in baseforge's own namespace ({RESERVED_LABELS}*)",
@@ -123,13 +127,14 @@ def check_image(name: str, spec: dict[str, Any], preset: Any) -> None:
     check_labels(spec.get("labels", {}), f"{where}.labels")
     opts = spec.get("options", {})
     if "://" in opts.get("apk", "") and not opts.get("apk_sha256"):
-        raise BaseforgeError(f"config {where}.options.apk_sha256: options.apk is a URL and nothing checks what it serves "
-                             "(apk.static runs as root)", hint="add apk_sha256: <sha256sum of apk.static>")
+        raise BaseforgeError(f"config {where}.options.apk_sha256: options.apk is a URL and nothing checks what it "
+                             "serves (apk.static runs as root)", hint="add apk_sha256: <sha256sum of apk.static>")
     if spec.get("bootstrapper", (preset.bootstrappers or ("",))[0]) == "apk":
         for i, key in enumerate(spec.get("keyrings", [])):
             if not key.endswith(".pub"):  # apk copies them into the image's /etc/apk/keys
                 raise BaseforgeError(f"config {where}.keyrings[{i}]: {key!r} is not an apk public key (*.pub)",
-                                     hint="list the repository's *.rsa.pub keys: they are copied into the image's /etc/apk/keys")
+                                     hint="list the repository's *.rsa.pub keys: they are copied into the image's "
+                                          "/etc/apk/keys")
     if spec.get("insecure"):
         # on stderr at parse time, so every run (also -n) shows it, whatever logging is set up
         sys.stderr.write(f"baseforge: WARNING: {where} has insecure: true: package signatures are NOT checked; "
@@ -153,20 +158,24 @@ def check_inside(value: str, top: Path, where: str, what: str) -> Path:
     """``top/value``, once seen to lie inside ``top`` (no absolute path, no ``..``, no symlink out of it)."""
     path = (top / value).resolve()
     if value.startswith("/") or ".." in value.split("/") or not path.is_relative_to(top.resolve()):
-        raise BaseforgeError(f"config {where}: {value!r} is outside {what}" + (f" (it leads to {path})" if not value.startswith("/") else ""),
-                             hint=f"name a directory inside {what}, relative to it (no absolute path, no '..', no link out of it)")
+        leads = "" if value.startswith("/") else f" (it leads to {path})"
+        raise BaseforgeError(f"config {where}: {value!r} is outside {what}{leads}",
+                             hint=f"name a directory inside {what}, relative to it (no absolute path, no '..', no link "
+                                  "out of it)")
     return path
 
 
 def check_built_labels(config: dict[str, Any], meta: Any, where: str) -> None:
     """A Dockerfile app's built config carries exactly the ``io.baseforge.*`` labels baseforge gave it (from
     its base): a ``LABEL io.baseforge.insecure=false`` over an insecure base would hide what it is built on."""
-    got = {k: v for k, v in (config.get("config", {}).get("Labels") or {}).items() if k.lower().startswith(RESERVED_LABELS)}
+    labels = config.get("config", {}).get("Labels") or {}
+    got = {k: v for k, v in labels.items() if k.lower().startswith(RESERVED_LABELS)}
     want = {k: v for k, v in meta.labels.items() if k.startswith(RESERVED_LABELS)}
     if got != want:
         raise BaseforgeError(f"{where}: the Dockerfile sets labels in baseforge's own namespace ({RESERVED_LABELS}*): "
                              f"{', '.join(f'{k}={v}' for k, v in sorted(got.items()) if want.get(k) != v)}",
-                             hint="remove those LABEL lines; insecure: true on the base sets io.baseforge.insecure itself")
+                             hint="remove those LABEL lines; insecure: true on the base sets io.baseforge.insecure "
+                                  "itself")
 
 
 def check_add(src: str, dest: str, context: Path, where: str) -> None:
@@ -175,7 +184,8 @@ def check_add(src: str, dest: str, context: Path, where: str) -> None:
         raise BaseforgeError(f"config {where}: source {src!r} is outside the context",
                              hint="name a file or directory of the context, relative to it (no absolute path, no '..')")
     if any(p in ("", ".", "..") for p in dest.strip("/").split("/")) or "//" in dest:
-        raise BaseforgeError(f"config {where}.{src}: destination {dest!r} is not a plain path in the image (an empty, '.' or '..' part)",
+        raise BaseforgeError(f"config {where}.{src}: destination {dest!r} is not a plain path in the image "
+                             "(an empty, '.' or '..' part)",
                              hint="give the absolute path in the image, e.g. /usr/local/bin/app")
     resolved = (context / src).resolve()
     if not resolved.is_relative_to(context.resolve()):
@@ -204,7 +214,7 @@ def check_apt_config(tree: Path, where: str) -> None:
             lines = [line.split("#", 1)[0] if not name.endswith(".conf") else line for line in text.splitlines()]
             hit = next((mt.group(0) for line in lines if (mt := APT_UNCHECKED.search(line))), None)
             if hit:
-                raise BaseforgeError(f"{where}: the base's /{name} says {hit!r}, which turns apt's signature checks off "
-                                     "for the packages installed on it",
-                                     hint="remove that file from the app that adds it (only insecure: true on the root image "
-                                          "turns the checks off, and labels the image so)")
+                raise BaseforgeError(f"{where}: the base's /{name} says {hit!r}, which turns apt's signature checks "
+                                     "off for the packages installed on it",
+                                     hint="remove that file from the app that adds it (only insecure: true on the root "
+                                          "image turns the checks off, and labels the image so)")

@@ -48,7 +48,8 @@ def copy_key(key: str, dest: Path, cell_id: str) -> None:
     with open(key, "rb") as f:
         head = f.read(64)
     if not head.startswith(b"-----BEGIN PUBLIC KEY-----"):
-        raise BaseforgeError(f"{cell_id}: keyrings entry {key} is not a PEM public key, and apk's keys are copied into the image",
+        raise BaseforgeError(f"{cell_id}: keyrings entry {key} is not a PEM public key, and apk's keys are copied "
+                             "into the image",
                              hint="list the repository's *.rsa.pub files (package alpine-keys, or the mirror)")
     shutil.copyfile(key, dest / Path(key).name)
 

@@ -147,8 +147,10 @@ class Checker:
         link = m.linkname if m.issym() else None
         if m.islnk():
             target = _name(m.linkname)
-            if m.linkname.startswith("/") or ".." in m.linkname.split("/") or self.seen.get(target) not in ("other", "sym"):
-                raise self.bad(m, f"is a hard link to {m.linkname!r}, which is not an earlier entry of the tarball (a file or a symlink)")
+            if (m.linkname.startswith("/") or ".." in m.linkname.split("/")
+                    or self.seen.get(target) not in ("other", "sym")):
+                raise self.bad(m, f"is a hard link to {m.linkname!r}, which is not an earlier entry of the tarball "
+                                  "(a file or a symlink)")
             link = self.symlinks.get(target)  # a hard link to a symlink is a symlink, read from its new place
         if link is not None:
             # absolute targets resolve inside the container's root; no target may climb out of it
