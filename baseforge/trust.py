@@ -11,7 +11,10 @@
   lines, logs and records (:func:`check_urls`); a keyring is never fetched over plain http; a refusal
   never shows a value that may hold a password (:mod:`baseforge.secret` hides them everywhere else).
 - An app's ``context:`` and ``dockerfile:`` lie inside the workflow directory, its ``add:`` sources inside
-  the context (:func:`check_inside`, :func:`check_add`); labels under ``io.baseforge.`` are baseforge's.
+  the context (:func:`check_inside`, :func:`check_add`); labels under ``io.baseforge.`` are baseforge's,
+  in the config and in what a Dockerfile builds (:func:`check_built_labels`).
+- The apt config of the tree an app's packages are installed on leaves every check on
+  (:func:`check_apt_config`).
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ def validator(schema: dict) -> jsonschema.protocols.Validator:
 
 
 def shows_secret(value: Any) -> bool:
-    """A config value a message must not quote: a URL with an ``@`` anywhere (a ``user:password@``
-    that does not parse as one still holds the password)."""
-    return isinstance(value, str) and "://" in value and "@" in value
+    """A config value a message must not quote: a URL with an ``@`` anywhere in it (a ``user:password@``
+    that does not parse as one still holds the password), also inside a list or mapping."""
+    text = str(value)
+    return "://" in text and "@" in text
 
 
 def check_url(url: str, where: str) -> None:

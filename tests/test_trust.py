@@ -93,6 +93,7 @@ SECRET_URLS = [
     ({"archive": "http://bob:s3cr@x@mirror.invalid/debian"}, "mirrors.archive"),  # two '@'
     ({"archive": "http://bob:s3cr@mirror.invalid/deb ian"}, "mirrors.archive"),  # refused by the schema: not quoted
     ({"snapshot": "http://bob:s3cr@mirror.invalid/a rchive"}, "mirrors.snapshot"),
+    ({"archive": {"url": "http://bob:s3cr@mirror.invalid/debian"}}, "mirrors.archive"),  # a mapping: not quoted either
 ]
 
 
