@@ -71,6 +71,9 @@ ATTACKS = [
     (debian(labels={"x=1\nUSER root\nLABEL y": "v"}), None, "images.debian.labels"),
     (debian(labels={"io.baseforge.insecure": "false"}), None, "images.debian.labels"),  # baseforge's own label
     (debian(labels={"IO.Baseforge.insecure": "false"}), None, "images.debian.labels"),  # reads the same to a person
+    # no NUL byte in free text: no command line or image config carries one (else a crash, not a refusal)
+    (debian(env={"A": "x\x00y"}), None, "images.debian.env.A"), (debian(cmd=["sh\x00"]), None, "images.debian.cmd[0]"),
+    (debian(checks=["true\x00"]), None, "images.debian.checks[0]"), (debian(labels={"a": "\x00"}), None, "images.debian.labels.a"),
     (debian(), {"archive": "http://m.invalid:abc/debian"}, "mirrors.archive"),
     (debian(), {"archive": "http:///debian"}, "mirrors.archive"),
     (debian(), {"archive": f"{M}/debian#x"}, "mirrors.archive"),  # '#' starts a comment in a sources line
@@ -165,6 +168,8 @@ def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
     ({"dockerfile": "/"}, "apps.a.dockerfile"), ({"dockerfile": "../outside"}, "apps.a.dockerfile"),
     ({"dockerfile": "outlink"}, "apps.a.dockerfile"),
     ({"base": "scratch", "context": "ctx", "add": {"f": "/x"}, "labels": {"io.baseforge.insecure": "false"}}, "apps.a.labels"),
+    ({"base": "scratch", "context": "ctx", "add": {"f": "/x"}, "workdir": "relative"}, "apps.a.workdir"),
+    ({"base": "scratch", "context": "ctx", "build": "true\x00; evil"}, "apps.a.build"),
 ])
 def test_app_context_and_dockerfile_stay_in_the_workflow(tmp_path, app, field):
     work, outside = tmp_path / "work", tmp_path / "outside"
