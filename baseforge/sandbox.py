@@ -12,7 +12,8 @@ What the command gets (and nothing else):
   ``HOME`` and the workflow directory (its config may hold a mirror's password), read-only too;
 - write access to a copy of the app's context (its working directory) and to an empty ``$OUT`` only;
 - a clean environment: ``PATH``, ``HOME``, ``SOURCE_DATE_EPOCH``, ``OUT`` and the app's ``env:``;
-- no network (only a loopback device) unless the app says ``network: true``.
+- no network (only a loopback device) unless the app says ``network: true``;
+- no user namespace of its own (``--disable-userns``), so no capabilities to reach the kernel with.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def argv(command: str, work: Path, out: Path, env: Mapping[str, str], network: b
     argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--"] if os.geteuid() == 0 else []
     argv += [
         "bwrap", "--die-with-parent", "--new-session", "--unshare-all", *(["--share-net"] if network else []),
-        "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+        # no user namespace inside: the build gets no capabilities of its own to reach the kernel with
+        "--unshare-user", "--disable-userns", "--uid", str(NOBODY), "--gid", str(NOBODY),
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         *[a for d in dirs for a in ("--tmpfs", d)],
         "--bind", str(work), str(work), "--bind", str(out), str(out),

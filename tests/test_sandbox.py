@@ -150,3 +150,9 @@ def test_a_network_build_still_finds_a_resolv_conf_that_lives_in_run(tmp_path):
     (tmp_path / "etc/resolv.conf").symlink_to(stub)
     assert sandbox.resolver([str(tmp_path / "run")], tmp_path / "etc/resolv.conf") == [str(stub)]
     assert sandbox.resolver([str(tmp_path / "home")], tmp_path / "etc/resolv.conf") == []  # not hidden: nothing to do
+
+
+def test_the_build_cannot_make_a_user_namespace_of_its_own():
+    """A user namespace would give the build capabilities (in it) to reach more of the kernel with."""
+    out = build('unshare --user true 2> "$OUT/err" && echo made > "$OUT/ns" || true')
+    assert "ns" not in out and out["err"]
