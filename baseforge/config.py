@@ -202,7 +202,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     where = f"images.{name}"
     preset, bname, arches = _preset(name, spec)
     variants = _variants(spec, preset, where)
-    trust.check_image(name, spec, preset)
+    trust.check_image(name, spec, preset, bootstrap.get(bname))
     preflight.check_bootstrap_variants(variants, bootstrap.get(bname), where)
     with preflight.naming(where):
         family = preset.image_family(spec.get("options", {}))

@@ -124,7 +124,7 @@ def check_labels(labels: dict[str, str], where: str) -> None:
                                  hint="choose another label name; insecure: true sets io.baseforge.insecure itself")
 
 
-def check_image(name: str, spec: dict[str, Any], preset: Any) -> None:
+def check_image(name: str, spec: dict[str, Any], preset: Any, bootstrapper: Any = None) -> None:
     """Plan-time checks of one image: keyrings, ``insecure: true``, labels, apk's binary and keys (its
     bootstrap variants: :func:`baseforge.preflight.check_bootstrap_variants`)."""
     where = f"images.{name}"
@@ -133,7 +133,12 @@ def check_image(name: str, spec: dict[str, Any], preset: Any) -> None:
     if "://" in opts.get("apk", "") and not opts.get("apk_sha256"):
         raise BaseforgeError(f"config {where}.options.apk_sha256: options.apk is a URL and nothing checks what it "
                              "serves (apk.static runs as root)", hint="add apk_sha256: <sha256sum of apk.static>")
-    if spec.get("bootstrapper", (preset.bootstrappers or ("",))[0]) == "apk":
+    bname = getattr(bootstrapper, "name", "")
+    for i, key in enumerate(spec.get("keyrings", [])):
+        if "://" in key and not getattr(bootstrapper, "key_urls", True):
+            raise BaseforgeError(f"config {where}.keyrings[{i}]: {bname} reads keyrings from files, not URLs",
+                                 hint="download the key (over https), check its fingerprint, and list the file")
+    if bname == "apk":
         for i, key in enumerate(spec.get("keyrings", [])):
             if not key.endswith(".pub"):  # apk copies them into the image's /etc/apk/keys
                 raise BaseforgeError(f"config {where}.keyrings[{i}]: {key!r} is not an apk public key (*.pub)",

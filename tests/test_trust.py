@@ -85,6 +85,9 @@ ATTACKS = [
     ({"alpine": {"releases": ["3.20"], "keyrings": ["k.rsa.pub"], "options": {"apk": f"{M}/apk.static"}}}, {"alpine": M},
      "images.alpine.options.apk_sha256"),
     ({"alpine": {"releases": ["3.20"], "keyrings": ["/etc/shadow"]}}, {"alpine": M}, "images.alpine.keyrings[0]"),
+    # only dnf fetches a keyring URL itself: apt, debootstrap and apk would fail (or copy nothing) mid-job
+    (debian(keyrings=["https://m.invalid/debian-archive-keyring.gpg"]), None, "images.debian.keyrings[0]"),
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["https://m.invalid/k.rsa.pub"]}}, {"alpine": M}, "images.alpine.keyrings[0]"),
 ]
 
 #: URLs whose password ("s3cr") a careless parser leaves in the URL (and so on command lines and in logs)

@@ -36,6 +36,8 @@ class Bootstrapper:
     #: the ``bootstrap_variant`` values it accepts (checked before any job, :mod:`baseforge.preflight`);
     #: empty: it has none to check
     variants: ClassVar[tuple[str, ...]] = ()
+    #: ``keyrings:`` may be URLs (the tool fetches them itself: dnf's gpgkey=); else only files
+    key_urls: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
