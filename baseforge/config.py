@@ -221,6 +221,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     for r, release in enumerate(spec["releases"]):
         with preflight.naming(where):
             sources = preset.sources(release, config.get("mirrors", {}), options)
+        trust.check_sources(sources, f"{where} (a mirror of {release}")
         # every cell of this release is locked: its lock has the date, the mirror need not answer
         locked = locks and workdir is not None and lockfile.all_locked(
             workdir, name, release, [v["name"] for v in variants], arches)

@@ -108,6 +108,13 @@ def check_urls(config: dict[str, Any]) -> None:
                                  hint="keys are public: download the key and list the file")
 
 
+def check_sources(sources: Any, where: str) -> None:
+    """The URL of every source of a release, also a mirror read from the host's apt sources: one shape,
+    whatever its origin (:func:`check_url`)."""
+    for src in sources:
+        check_url(src.url, f"{where}: mirrors:, options.mirror or the host's apt sources)")
+
+
 def check_registry(registry: dict[str, Any] | None) -> None:
     """``registry.tls_verify: false`` turns a check off: said on every run, as ``insecure: true`` is."""
     if registry and registry.get("tls_verify") is False:

@@ -129,6 +129,18 @@ def test_image_urls_that_hide_a_password_are_refused_without_showing_it(images, 
     assert f"config {where}" in str(exc.value) and "3cr" not in str(exc.value)
 
 
+def test_a_mirror_from_the_host_apt_sources_is_held_to_the_same_shape(monkeypatch):
+    """The default Debian mirror comes from the host's apt sources: a URL there that hides a password is
+    refused too, without showing it."""
+    from baseforge import mirror
+
+    monkeypatch.setattr(mirror, "default_mirrors", lambda root=None: {"archive": "http://bob:pa/s3cr@mirror.invalid/debian",
+                                                                     "security": f"{M}/security"})
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian())
+    assert "config images.debian (a mirror of bookworm" in str(exc.value) and "s3cr" not in str(exc.value)
+
+
 def test_tls_verify_false_warns_on_every_run(capsys):
     for _ in range(2):
         config.plan({"epoch": EPOCH, "images": debian(), "registry": {"url": "registry.invalid", "tls_verify": False}},
