@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,22 @@ def _walk(top: Path) -> list[Path]:
     for root, dirs, files in os.walk(top):  # followlinks=False: a linked directory is listed, not entered
         found += [Path(root) / n for n in dirs + files]
     return sorted(found)
+
+
+def checkout_mode(path: Path) -> int:
+    """The mode a file is given in an image: git's (0755 when any execute bit is set, else 0644; 0755 for a
+    directory), never what the invoking user's umask made of the checkout (0664, 0600 …)."""
+    st_mode = path.lstat().st_mode
+    return 0o755 if stat.S_ISDIR(st_mode) or st_mode & 0o111 else 0o644
+
+
+def copy_context(context: Path, dest: Path) -> Path:
+    """A copy of ``context`` at ``dest`` with :func:`checkout_mode` modes (symlinks kept as links)."""
+    shutil.copytree(context, dest, symlinks=True)
+    for p in [dest, *_walk(dest)]:
+        if not p.is_symlink():
+            p.chmod(checkout_mode(p))
+    return dest
 
 
 def _check_inside(src: Path, context: Path, where: str) -> None:
@@ -74,9 +91,11 @@ def layer_from_tree(tree: Path, add: dict[Path, str], out: Path, epoch: int, con
             elif src is None or src.is_dir():
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tf.addfile(info)
+            elif not stat.S_ISREG(src.lstat().st_mode):  # a fifo would hang the job, a socket or device has no place
+                raise BaseforgeError(f"app layer: {name} is not a file, directory or symlink",
+                                     hint="the build must write only files, directories and symlinks under $OUT")
             else:
-                info.size = src.stat().st_size
-                info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
+                info.size, info.mode = src.stat().st_size, checkout_mode(src)
                 with open(src, "rb") as f:
                     tf.addfile(info, f)
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, layers, lockbuild, pack, pkgcache
+from . import bootstrap, layers, lockbuild, pack, pkgcache, trust
 from .app import check_pins, write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
@@ -45,6 +45,8 @@ def package_layer(packages: list[str], root_cell: dict[str, Any], base_archive: 
     cell = dataclasses.replace(CellSpec.from_dict(root_cell), packages=tuple(packages))
     flat, raw, packed = workdir / "base.tar", workdir / "installed.tar", workdir / "packed.tar"
     layers.flatten(base_archive, flat, workdir)
+    if not cell.insecure:
+        trust.check_apt_config(flat, f"apt-get install {' '.join(packages)}")
     if lock:
         _install_locked(dataclasses.replace(cell, **lock), raw.resolve(), flat.resolve(), workdir)
     else:

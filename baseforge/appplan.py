@@ -142,6 +142,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
         claim(t, where, f"{where}.tags")
     if "dockerfile" in spec:
         kind, context = "dockerfile", spec["dockerfile"]
+        trust.check_inside(context, workdir, f"{where}.dockerfile", "the workflow directory")
         dockerfile_path = workdir / context / "Dockerfile"
         if not dockerfile_path.is_file():
             raise BaseforgeError(f"config {where}.dockerfile: {dockerfile_path} does not exist",
@@ -154,6 +155,8 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
         kind, context = "declarative", spec.get("context")
         base = resolve_base(spec["base"], images, namespace, f"{where}.base", apps)
         from_refs = ((spec["base"], base),) if base else ()
+        if context:
+            trust.check_inside(context, workdir, f"{where}.context", "the workflow directory")
         if context and not (workdir / context).is_dir():
             raise BaseforgeError(f"config {where}.context: {workdir / context} is not a directory")
         if (spec.get("build") or spec.get("add")) and not context:
@@ -163,6 +166,7 @@ def plan_app(name: str, spec: dict[str, Any], images: dict[str, ImagePlan], name
             trust.check_add(src, dest, workdir / context, f"{where}.add")
             if not (workdir / context / src).exists():
                 raise BaseforgeError(f"config {where}.add: {src} does not exist in {context}")
+    trust.check_labels(spec.get("labels", {}), f"{where}.labels")
     base_meta, root = base_of(base, images, apps)
     meta = app_meta(name, spec, tags, base_meta, epoch)
     packages = app_packages(name, spec, images[root] if root else None)

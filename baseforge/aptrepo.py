@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .download import sha256_file  # noqa: F401  (the one implementation; lock modules call it through here)
+from .secret import redact, request
 
 TIMEOUT = 30
 
@@ -76,24 +77,25 @@ def decompress(name: str, data: bytes) -> bytes:
 
 
 def fetch(url: str, dest: Path, sha256: str) -> str | None:
-    """Download ``url`` to ``dest`` (atomically) if its sha256 is ``sha256``; else return why not."""
+    """Download ``url`` to ``dest`` (atomically) if its sha256 is ``sha256``; else return why not (naming the
+    URL without its ``user:password@``, which is sent as HTTP basic auth)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request(url), timeout=TIMEOUT) as resp:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)
         if digest.hexdigest() != sha256:
-            return f"{url}: sha256 {digest.hexdigest()} is not the locked {sha256}"
+            return f"{redact(url)}: sha256 {digest.hexdigest()} is not the locked {sha256}"
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         return None
     except urllib.error.HTTPError as err:
-        return f"{url}: HTTP {err.code} {err.reason}"
+        return f"{redact(url)}: HTTP {err.code} {err.reason}"
     except (OSError, urllib.error.URLError, ValueError) as err:
-        return f"{url}: {getattr(err, 'reason', None) or err}"
+        return redact(f"{url}: {getattr(err, 'reason', None) or err}")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

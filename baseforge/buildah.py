@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .app import installed
-from . import paths
+from . import paths, trust
+from .app import copy_context, installed
 from .appgraph import with_tag
 from .dockerfile import split_digest
 from .manifest import write_sbom
@@ -73,9 +73,12 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
                     run([*storage(root), "tag", image_id, qualified(split_digest(ref)[0])])
         name = f"localhost/baseforge-build/{app['name']}:latest"
         with step(f"buildah build {app['context']} (--timestamp {meta.created})"):
-            run(build_argv(root, Path(app["context"]).resolve(), name, meta.created))
+            # COPY keeps a file's mode: the context as git has it, not as the invoking user's umask left it
+            context = copy_context(Path(app["context"]), root / "context")
+            run(build_argv(root, context.resolve(), name, meta.created))
         pushed = root / "pushed.tar"
         run([*storage(root), "push", "-q", name, f"oci-archive:{pushed}"])
+        trust.check_built_labels(read(pushed).config, meta, f"app {app['name']}")
         result = rewrite(pushed, Path(base_archive) if base_archive else None, out, meta)
         _cleanup(root)
     write_json(info, result)

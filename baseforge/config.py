@@ -72,6 +72,9 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     if error is None:
         return
     where = fmt_path(error.absolute_path)
+    if trust.shows_secret(error.instance):  # a URL that may hold a password is never quoted
+        raise BaseforgeError(f"config {where}: is not allowed here (the value is not shown: it may hold a password)",
+                             hint=error.schema.get("description") or trust.URL_HINT)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         raise BaseforgeError(f"config {where}: {error.message}", hint=f"allowed keys here: {', '.join(allowed)}")
@@ -110,6 +113,8 @@ def plan(config: dict[str, Any], workdir: Path = Path("."), resolve_epochs: bool
     # schema of the workflow being run
     validate(config, SCHEMA if SCHEMA.exists() else Path(workdir) / "config" / "schema.yaml")
     _check_mirrors(config.get("mirrors", {}))
+    trust.check_urls(config)
+    trust.check_registry(config.get("registry"))
     namespace = config.get("namespace", "baseforge")
     tag_owner: dict[str, str] = {}
 
@@ -199,7 +204,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     where = f"images.{name}"
     preset, bname, arches = _preset(name, spec)
     variants = _variants(spec, preset, where)
-    trust.check_image(name, spec, preset)
+    trust.check_image(name, spec, preset, bootstrap.get(bname))
     preflight.check_bootstrap_variants(variants, bootstrap.get(bname), where)
     with preflight.naming(where):
         family = preset.image_family(spec.get("options", {}))
@@ -218,6 +223,7 @@ def _image(name: str, spec: dict[str, Any], config: dict[str, Any], workdir: Pat
     for r, release in enumerate(spec["releases"]):
         with preflight.naming(where):
             sources = preset.sources(release, config.get("mirrors", {}), options)
+        trust.check_sources(sources, f"{where} (a mirror of {release}")
         # every cell of this release is locked: its lock has the date, the mirror need not answer
         locked = locks and workdir is not None and lockfile.all_locked(
             workdir, name, release, [v["name"] for v in variants], arches)

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import BaseforgeError
-from .secret import redact
+from .secret import redact, request
 
 
 def sha256_file(path: Path) -> str:
@@ -34,9 +34,14 @@ def verify(path: Path, want: str, label: str, hint: str) -> Path:
 
 
 def download(url: str, target: Path, timeout: float = 60) -> Path:
-    """``url``, saved to ``target``."""
-    with urllib.request.urlopen(url, timeout=timeout) as resp, open(target, "wb") as f:
-        shutil.copyfileobj(resp, f)
+    """``url``, saved to ``target`` (its ``user:password@`` sent as HTTP basic auth; an error names the URL
+    without them)."""
+    try:
+        with urllib.request.urlopen(request(url), timeout=timeout) as resp, open(target, "wb") as f:
+            shutil.copyfileobj(resp, f)
+    except (OSError, ValueError) as err:  # urllib.error.URLError is an OSError
+        raise BaseforgeError(redact(f"{url}: {getattr(err, 'reason', None) or err}"),
+                             hint="check the URL and that the server answers") from None
     return target
 
 

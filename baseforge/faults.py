@@ -167,7 +167,9 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
         free = space([*where, *paths])
         if free:
             message += "".join(f"\n    {line}" for line in free)
-    return message, hint, text
+    # whatever raised it (urllib quotes the URL it could not read), no user:password@ reaches the console
+    # or a record of .baseforge/failures
+    return redact(message), redact(hint) if hint else hint, redact(text)
 
 
 def paragraph(step: str, cell: str, err: BaseException, paths: Sequence[str] = (), log: str | None = None) -> str:

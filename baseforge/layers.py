@@ -22,7 +22,7 @@ from typing import IO
 
 from .ociread import read
 from .run import atomic_output
-from .tarnames import normalize, sort_key
+from .tarnames import kept_xattrs, normalize, sort_key
 
 log = logging.getLogger("baseforge")
 
@@ -106,7 +106,7 @@ def _info(m: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
     for key in ("mode", "uid", "gid", "mtime", "type", "linkname", "size", "devmajor", "devminor"):
         setattr(ti, key, getattr(m, key))
     ti.uname = ti.gname = ""
-    ti.pax_headers = {k: v for k, v in sorted(m.pax_headers.items()) if k.startswith("SCHILY.xattr.")}
+    ti.pax_headers = kept_xattrs(m.pax_headers)
     if not m.isreg():
         ti.size = 0
     return ti
@@ -147,7 +147,7 @@ def _index(tf: tarfile.TarFile) -> dict[str, _Entry]:
             digests[name] = h.hexdigest()
     out = {}
     for name, m in members.items():
-        xattrs = tuple(sorted((k, v) for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")))
+        xattrs = tuple(kept_xattrs(m.pax_headers).items())
         common = (m.mode, m.uid, m.gid, int(m.mtime), xattrs)
         if m.islnk() or m.isreg():
             kind = ("file", digests.get(_norm(m.linkname)) if m.islnk() else digests[name])

@@ -8,8 +8,9 @@ One pass over the raw tar does what debuerreotype spreads over ``-fixup``, ``-mi
 3. for ``slim``, drop docs, man pages and translations (``data/slim.tsv``) and add the dpkg config that
    keeps them out later;
 4. add Debian's container minimizing config (``data/minimize/``);
-5. write entries sorted by path, owners numeric, mtimes clamped to the epoch, no atime/ctime, xattrs
-   kept, PAX format: the same input gives the same bytes.
+5. write entries sorted by path, owners numeric, mtimes clamped to the epoch, no atime/ctime, file
+   capabilities kept (no other xattr: :data:`.tarnames.KEPT_XATTRS`), PAX format: the same input gives
+   the same bytes.
 
 The steps live in :mod:`.packdata` (the data files), :mod:`.packtree` (what goes into the output)
 and :mod:`.packtar` (writing it); this module opens the raw tar, runs them and describes the result.

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .packtree import Item
-from .tarnames import sort_key
+from .tarnames import kept_xattrs, sort_key
 from .run import atomic_output
 
 _COPY_BUFSIZE = 1 << 20
@@ -70,7 +70,7 @@ def _tarinfo(name: str, item: Item, epoch: int) -> tarfile.TarInfo:
         return ti
     ti.mode, ti.uid, ti.gid = src.mode, src.uid, src.gid
     ti.mtime = min(int(src.mtime), epoch)
-    ti.pax_headers = {k: src.pax_headers[k] for k in sorted(src.pax_headers) if k.startswith("SCHILY.xattr.")}
+    ti.pax_headers = kept_xattrs(src.pax_headers)  # file capabilities; no xattr of the build host
     if item.fixed:  # an emptied file keeps nothing of the one the build host put there
         ti.mode, ti.uid, ti.gid, ti.mtime, ti.pax_headers = 0o644, 0, 0, epoch, {}
     if item.hardlink is not None:

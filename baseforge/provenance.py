@@ -60,7 +60,8 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
     record = {
         "baseforge": __version__,
         "cell": cell.id,
-        "spec_sha256": hashlib.sha256(json.dumps(plan["cell"], sort_keys=True).encode()).hexdigest(),
+        # of the cell without user:password@ (a hash of a known text around a password lets one guess it)
+        "spec_sha256": hashlib.sha256(redact(json.dumps(plan["cell"], sort_keys=True)).encode()).hexdigest(),
         "bootstrapper": bootstrapper_record(cell.bootstrapper, plugin.product, tool_version, pkgs),
         "sources": [redact(s.deb_line()) for s in cell.sources],
         "suite": cell.release,
@@ -70,5 +71,7 @@ def write_provenance(plan: dict[str, Any], rootfs: str, info: str, sbom: str, pr
         "epoch_source": plan.get("epoch_source", "config"),
         "rootfs_sha256": rootfs_info["sha256"],
         "packages": len(pkgs),
+        # insecure: true turned the signature checks off: the record says so too (as the image's label does)
+        **({"insecure": True} if cell.insecure else {}),
     }
     write_json(provenance, record)

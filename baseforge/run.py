@@ -140,6 +140,9 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
     failure becomes one ``baseforge:`` paragraph on the console (step, cell, the cause, what to do; see
     :mod:`baseforge.faults`), a one-line record for the run's summary, and exit code 1. SIGTERM (Snakemake
     cancelling the job) unwinds like an exception, so the job's scratch space is removed."""
+    # every file a job creates gets the same mode whoever runs it: the invoking shell's umask (077, 002) would
+    # reach the image (a sources.list written 0600) and change its digest
+    os.umask(0o022)
     console = os.dup(2)
     logfile = snakemake.log[0] if snakemake.log else None
     if logfile:

@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .spec import Source
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+#: user:password@ up to the last "@" before the path (a password may hold an unencoded "@")
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]+@")
 
 
 def redact(text: str) -> str:

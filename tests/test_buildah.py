@@ -15,6 +15,7 @@ import pytest
 
 from baseforge import buildah
 from baseforge import engine as bfengine
+from baseforge.errors import BaseforgeError
 from baseforge.oci import write_image
 from baseforge.ociread import read
 from baseforge.spec import ImageMeta
@@ -122,3 +123,24 @@ def test_from_a_base_pinned_by_digest_builds_and_a_stale_digest_is_refused(tmp_p
     with pytest.raises(BaseforgeError, match=rf"Dockerfile\): {stale} is pinned to sha256:0+, but this workflow built {digest}"):
         build(tmp_path / "two", base, f"FROM {stale}\nCOPY file.txt /srv/\n", ref=stale)
     assert list((tmp_path / "two/build/apps").iterdir()) == []  # nothing left behind, no scratch store
+
+
+@pytest.mark.root  # buildah builds as root (chroot isolation, vfs)
+def test_a_dockerfile_cannot_relabel_an_insecure_base_as_secure(tmp_path, base):
+    """buildah inherits the base's io.baseforge.insecure=true; a LABEL line saying false would hide it."""
+    labels = {"io.baseforge.insecure": "true"}
+    meta = ImageMeta(title="bfb/base:1", version="1", created=EPOCH, arch="amd64", tags=("bfb/base:1",),
+                     env=("PATH=/bin",), cmd=("sh",), labels=labels)
+    insecure = tmp_path / "insecure.oci.tar"
+    write_image(insecure, [base.parent / "layer.tar"], meta)
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM bfb/base:1\nLABEL io.baseforge.insecure=false\nCMD [\"sh\"]\n")
+    app_meta = ImageMeta(title="bfb/app:latest", version="latest", created=EPOCH, arch="amd64", tags=("bfb/app:latest",),
+                         labels=labels)
+    app = {"name": "app", "context": str(context), "from_refs": [["bfb/base:1", "base/1/default/amd64"]],
+           "meta": app_meta.to_dict()}
+    with pytest.raises(BaseforgeError, match=r"app app: the Dockerfile sets labels in baseforge's own namespace .*io.baseforge.insecure=false"):
+        buildah.build_dockerfile_app(app, str(insecure), str(tmp_path / "app.oci.tar"), str(tmp_path / "app.json"),
+                                     str(tmp_path / "app.spdx.json"), archives={"bfb/base:1": str(insecure)})
+    assert not (tmp_path / "app.oci.tar").exists()

@@ -60,6 +60,13 @@ def test_credentials_are_redacted_in_logs_errors_and_provenance(caplog, monkeypa
     (tmp_path / "info.json").write_text(json.dumps({"sha256": "0" * 64}))
     provenance.write_provenance(img.to_dict(), "r.tar", tmp_path / "info.json", tmp_path / "s.json", tmp_path / "p.json")
     assert "s3cr" not in (tmp_path / "p.json").read_text() and "***@mirror.invalid" in (tmp_path / "p.json").read_text()
+    # spec_sha256 is of the cell without them: a hash of a known text around a password would let one guess it
+    import hashlib
+
+    record = json.loads((tmp_path / "p.json").read_text())
+    spec = record["spec_sha256"]
+    assert "insecure" not in record
+    assert spec == hashlib.sha256(redact(json.dumps(img.to_dict()["cell"], sort_keys=True)).encode()).hexdigest()
 
 
 @pytest.fixture
@@ -104,3 +111,18 @@ def test_a_mirror_with_credentials_is_read_and_they_are_kept_out_of_caches_and_e
     with pytest.raises(BaseforgeError) as exc:
         release_date(f"http://bob:wrong-pw@127.0.0.1:{port}/dists/y/Release")
     assert "401" in str(exc.value) and "wrong-pw" not in str(exc.value)
+
+
+@pytest.mark.parametrize("err", [ValueError(f"nonnumeric port: {SECRET_MIRROR}"), OSError(f"cannot reach {SECRET_MIRROR}"),
+                                 BaseforgeError(f"failed: {SECRET_MIRROR}", hint=f"try {SECRET_MIRROR}")])
+def test_no_failure_paragraph_or_record_shows_a_password(tmp_path, err):
+    """Whatever raised it (urllib quotes a URL it cannot read), the console paragraph and the failure record
+    under .baseforge/failures show ``***@`` instead of the credentials."""
+    from baseforge import faults
+
+    faults.record("bootstrap", "debian/bookworm/default/amd64", err, root=tmp_path)
+    shown = faults.paragraph("bootstrap", "debian/bookworm/default/amd64", err, [], None)
+    recorded = next(tmp_path.iterdir()).read_text()
+    for text in (shown, recorded):
+        assert "s3cr" not in text and "bob" not in text and "***@mirror.invalid" in text
+

@@ -1,10 +1,10 @@
-"""Trust: a table of attacks, each refused before any job runs with a message naming the field or the tar
-entry; what pack removes (one case per leaks.tsv line, and the account files); signatures always on unless
-``insecure: true``; tarball imports. Credentials: tests/test_credentials.py; the app sandbox: test_sandbox.py."""
+"""Trust: a table of attacks, each refused before any job runs with a message naming the field; signatures
+always on unless ``insecure: true``; the private engine. What pack removes, tarball imports and the build
+host's umask and xattrs: tests/test_trust_host.py; credentials: tests/test_credentials.py; the app
+sandbox: tests/test_sandbox.py."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -12,18 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from baseforge import config, scrub
+from baseforge import config
 from baseforge.bootstrap import get as get_bootstrapper
 from baseforge.bootstrap.dnf import repo_file
 from baseforge.bootstrap.mmdebstrap import Mmdebstrap
-from baseforge.bootstrap.tarball import copy_checked
 from baseforge.errors import BaseforgeError
-from baseforge.pack import load_leak_rules, pack, pack_rootfs
-from baseforge.spec import FAMILIES
 
 EPOCH = 1_700_000_000
 M = "http://mirror.invalid"
-HASH = "$6$salt$" + "x" * 86
 
 
 def plan(images: dict, mirrors: dict | None = None, apps: dict | None = None, workdir: Path = Path(".")):
@@ -73,6 +69,37 @@ ATTACKS = [
     (debian(insecure="yes"), None, "images.debian.insecure"),
     (debian(releases=["bookworm/../x"]), None, "images.debian.releases[0]"),
     (debian(labels={"x=1\nUSER root\nLABEL y": "v"}), None, "images.debian.labels"),
+    (debian(labels={"io.baseforge.insecure": "false"}), None, "images.debian.labels"),  # baseforge's own label
+    (debian(labels={"IO.Baseforge.insecure": "false"}), None, "images.debian.labels"),  # reads the same to a person
+    # no NUL byte in free text: no command line or image config carries one (else a crash, not a refusal)
+    (debian(env={"A": "x\x00y"}), None, "images.debian.env.A"), (debian(cmd=["sh\x00"]), None, "images.debian.cmd[0]"),
+    (debian(checks=["true\x00"]), None, "images.debian.checks[0]"), (debian(labels={"a": "\x00"}), None, "images.debian.labels.a"),
+    (debian(), {"archive": "http://m.invalid:abc/debian"}, "mirrors.archive"),
+    (debian(), {"archive": "http:///debian"}, "mirrors.archive"),
+    (debian(), {"archive": f"{M}/debian#x"}, "mirrors.archive"),  # '#' starts a comment in a sources line
+    # a keyring fetched over plain http (or holding a password) makes every signature check mean nothing
+    ({"rocky": {"releases": ["9"], "keyrings": ["http://m.invalid/RPM-GPG-KEY"]}}, {"rocky": M}, "images.rocky.keyrings[0]"),
+    ({"rocky": {"releases": ["9"], "keyrings": ["https://bob:s3cr@m.invalid/K"]}}, {"rocky": M}, "images.rocky.keyrings[0]"),
+    ({"rocky": {"releases": ["9"], "keyrings": ["K"], "options": {"rpmdb": "/../../etc"}}}, {"rocky": M}, "images.rocky.options.rpmdb"),
+    # apk.static runs as root: a URL needs its sha256 before any job; apk keys are copied into the image
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["k.rsa.pub"], "options": {"apk": f"{M}/apk.static"}}}, {"alpine": M},
+     "images.alpine.options.apk_sha256"),
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["/etc/shadow"]}}, {"alpine": M}, "images.alpine.keyrings[0]"),
+    # only dnf fetches a keyring URL itself: apt, debootstrap and apk would fail (or copy nothing) mid-job
+    (debian(keyrings=["https://m.invalid/debian-archive-keyring.gpg"]), None, "images.debian.keyrings[0]"),
+    ({"alpine": {"releases": ["3.20"], "keyrings": ["https://m.invalid/k.rsa.pub"]}}, {"alpine": M}, "images.alpine.keyrings[0]"),
+]
+
+#: URLs whose password ("s3cr") a careless parser leaves in the URL (and so on command lines and in logs)
+SECRET_URLS = [
+    ({"archive": "http://bob:pa/s3cr@mirror.invalid/debian"}, "mirrors.archive"),  # '/' in a password: not a port
+    ({"archive": "http://bob:12/s3cr@mirror.invalid/debian"}, "mirrors.archive"),  # … even when it reads as one
+    ({"archive": "http://bob:p#s3cr@mirror.invalid/debian"}, "mirrors.archive"),
+    ({"archive": "http://bob:p?s3cr@mirror.invalid/debian"}, "mirrors.archive"),
+    ({"archive": "http://bob:s3cr@x@mirror.invalid/debian"}, "mirrors.archive"),  # two '@'
+    ({"archive": "http://bob:s3cr@mirror.invalid/deb ian"}, "mirrors.archive"),  # refused by the schema: not quoted
+    ({"snapshot": "http://bob:s3cr@mirror.invalid/a rchive"}, "mirrors.snapshot"),
+    ({"archive": {"url": "http://bob:s3cr@mirror.invalid/debian"}}, "mirrors.archive"),  # a mapping: not quoted either
 ]
 
 
@@ -81,6 +108,44 @@ def test_attack_is_refused_at_plan_time_naming_the_field(images, mirrors, field)
     with pytest.raises(BaseforgeError) as exc:
         plan(images, mirrors)
     assert f"config {field}" in str(exc.value)
+
+
+@pytest.mark.parametrize("mirrors, field", SECRET_URLS)
+def test_a_url_that_hides_its_password_is_refused_without_showing_it(mirrors, field):
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian(), mirrors)
+    assert f"config {field}" in str(exc.value) and "s3cr" not in str(exc.value)
+
+
+@pytest.mark.parametrize("images, where", [
+    ({"t": {"distro": "tarball", "releases": ["1"], "options": {"url": "https://bob:s3cr@m.invalid/r t.tgz", "sha256": "0" * 64}}},
+     "images.t.options.url"),
+    ({"ubuntu": {"releases": ["noble"], "keyrings": ["k.gpg"], "options": {"mirror": "http://bob:s/3cr@m.invalid/u"}}},
+     "images.ubuntu.options.mirror"),
+])
+def test_image_urls_that_hide_a_password_are_refused_without_showing_it(images, where):
+    with pytest.raises(BaseforgeError) as exc:
+        plan(images)
+    assert f"config {where}" in str(exc.value) and "3cr" not in str(exc.value)
+
+
+def test_a_mirror_from_the_host_apt_sources_is_held_to_the_same_shape(monkeypatch):
+    """The default Debian mirror comes from the host's apt sources: a URL there that hides a password is
+    refused too, without showing it."""
+    from baseforge import mirror
+
+    monkeypatch.setattr(mirror, "default_mirrors", lambda root=None: {"archive": "http://bob:pa/s3cr@mirror.invalid/debian",
+                                                                     "security": f"{M}/security"})
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian())
+    assert "config images.debian (a mirror of bookworm" in str(exc.value) and "s3cr" not in str(exc.value)
+
+
+def test_tls_verify_false_warns_on_every_run(capsys):
+    for _ in range(2):
+        config.plan({"epoch": EPOCH, "images": debian(), "registry": {"url": "registry.invalid", "tls_verify": False}},
+                    resolve_epochs=False)
+        assert "WARNING: registry.tls_verify is false" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("top, field", [
@@ -96,7 +161,8 @@ def test_top_level_attacks_are_refused(top, field):
 @pytest.mark.parametrize("add, field", [
     ({"/etc/hostname": "/x"}, "apps.a.add"), ({"../secret": "/x"}, "apps.a.add"), ({"ok/../../x": "/x"}, "apps.a.add"),
     ({"hello.c": "/usr/../../x"}, "apps.a.add"), ({"hello.c": "relative"}, "apps.a.add.hello.c"),
-    ({"link/hostname": "/x"}, "apps.a.add"),
+    ({"link/hostname": "/x"}, "apps.a.add"), ({"hello.c": "/"}, "apps.a.add.hello.c"),
+    ({"hello.c": "/./etc/shadow"}, "apps.a.add.hello.c"), ({"hello.c": "/usr//bin/x"}, "apps.a.add.hello.c"),
 ])
 def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
     ctx = tmp_path / "ctx"
@@ -105,6 +171,31 @@ def test_app_add_sources_stay_in_the_context(tmp_path, add, field):
     (ctx / "link").symlink_to("/etc")
     with pytest.raises(BaseforgeError) as exc:
         plan(debian(), apps={"a": {"base": "scratch", "context": "ctx", "add": add}}, workdir=tmp_path)
+    assert f"config {field}" in str(exc.value)
+
+
+@pytest.mark.parametrize("app, field", [
+    # the context (and so every add: source in it) must lie in the workflow directory: else add: ships host files
+    ({"base": "scratch", "context": "/etc", "add": {"hostname": "/x"}}, "apps.a.context"),
+    ({"base": "scratch", "context": "../outside", "add": {"f": "/x"}}, "apps.a.context"),
+    ({"base": "scratch", "context": "etclink", "add": {"hostname": "/x"}}, "apps.a.context"),  # a link out of it
+    ({"base": "scratch", "context": "ctx/../../outside", "add": {"f": "/x"}}, "apps.a.context"),
+    ({"dockerfile": "/"}, "apps.a.dockerfile"), ({"dockerfile": "../outside"}, "apps.a.dockerfile"),
+    ({"dockerfile": "outlink"}, "apps.a.dockerfile"),
+    ({"base": "scratch", "context": "ctx", "add": {"f": "/x"}, "labels": {"io.baseforge.insecure": "false"}}, "apps.a.labels"),
+    ({"base": "scratch", "context": "ctx", "add": {"f": "/x"}, "workdir": "relative"}, "apps.a.workdir"),
+    ({"base": "scratch", "context": "ctx", "build": "true\x00; evil"}, "apps.a.build"),
+])
+def test_app_context_and_dockerfile_stay_in_the_workflow(tmp_path, app, field):
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    for d in (work / "ctx", outside):
+        d.mkdir(parents=True)
+        (d / "f").write_text("x")
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    (work / "etclink").symlink_to("/etc")
+    (work / "outlink").symlink_to(outside)
+    with pytest.raises(BaseforgeError) as exc:
+        plan(debian(), apps={"a": app}, workdir=work)
     assert f"config {field}" in str(exc.value)
 
 
@@ -136,9 +227,22 @@ def test_insecure_warns_on_every_parse_and_labels_the_image(capsys):
     rocky = plan({"rocky": {"releases": ["9"], "insecure": True}}, {"rocky": M}).images["rocky/9/default/amd64"]
     assert "gpgcheck=0\n" in repo_file(rocky.cell) and rocky.meta.labels["io.baseforge.insecure"] == "true"
     assert "io.baseforge.insecure" not in plan(debian()).images["debian/bookworm/default/amd64"].meta.labels
-    apps = {"a": {"base": "debian:bookworm", "cmd": ["true"], "labels": {"io.baseforge.insecure": "false"}}}
+    apps = {"a": {"base": "debian:bookworm", "cmd": ["true"]}}
     app = plan(debian(insecure=True), apps=apps).apps["a"]
     assert app.meta.labels["io.baseforge.insecure"] == "true"  # an app on an insecure base says so too
+
+
+def test_insecure_is_in_the_provenance_record(tmp_path, monkeypatch):
+    from baseforge import provenance
+
+    monkeypatch.setattr(provenance, "packages", lambda _: [])
+    monkeypatch.setattr(provenance, "write_sbom", lambda *a, **k: None)
+    monkeypatch.setattr(provenance, "release_file", lambda url: {"url": url})
+    (tmp_path / "info.json").write_text(json.dumps({"sha256": "0" * 64}))
+    for insecure in (True, False):
+        img = plan(debian(insecure=insecure)).images["debian/bookworm/default/amd64"]
+        provenance.write_provenance(img.to_dict(), "r.tar", tmp_path / "info.json", tmp_path / "s.json", tmp_path / f"p{insecure}.json")
+        assert json.loads((tmp_path / f"p{insecure}.json").read_text()).get("insecure", False) is insecure
 
 
 def test_insecure_label_reaches_the_oci_config(tmp_path):
@@ -151,182 +255,6 @@ def test_insecure_label_reaches_the_oci_config(tmp_path):
         tf.addfile(tarfile.TarInfo("x"), io.BytesIO(b""))
     write_image(tmp_path / "img.oci.tar", [layer], img.meta)
     assert read(tmp_path / "img.oci.tar").config["config"]["Labels"]["io.baseforge.insecure"] == "true"
-
-
-# --- pack: nothing of the build host, no password hash -----------------------------------------------------
-
-
-def _tar(path: Path, entries: list[tuple[str, bytes | None, dict]]) -> Path:
-    """entries: (name, data or None for a directory, TarInfo attributes)."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data, attrs in entries:
-            ti = tarfile.TarInfo(name)
-            ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
-            ti.mode, ti.mtime, ti.size = (0o755 if data is None else 0o644), EPOCH - 10, len(data or b"")
-            for k, v in attrs.items():
-                setattr(ti, k, v)
-            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
-    return path
-
-
-def _dirs(*names: str) -> list:
-    out = set()
-    for n in names:
-        parts = n.split("/")[:-1]
-        out |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
-    return [(d, None, {}) for d in sorted(out)]
-
-
-def _members(tar: Path) -> dict[str, tarfile.TarInfo]:
-    with tarfile.open(tar) as tf:
-        return {m.name: m for m in tf.getmembers()}
-
-
-def test_emptied_files_get_a_fixed_mode_whatever_the_host_had(tmp_path):
-    """The same raw tar with the host's files at 0644 and at 0755 (other owner, mtime, xattrs): one digest."""
-    empties = [r.glob for r in load_leak_rules("debian") if r.action == "empty" and "*" not in r.glob] + ["var/log/dpkg.log"]
-    digests = set()
-    for mode, uid, mtime, xattrs in ((0o644, 0, EPOCH - 5, {}), (0o755, 1000, EPOCH + 999, {"SCHILY.xattr.user.x": "host"})):
-        entries = _dirs(*empties) + [(n, b"host contents\n", {"mode": mode, "uid": uid, "gid": uid, "mtime": mtime,
-                                                               "pax_headers": xattrs}) for n in empties]
-        raw = _tar(tmp_path / f"raw{mode:o}.tar", entries)
-        digests.add(pack(raw, tmp_path / f"out{mode:o}.tar", epoch=EPOCH, family="none").sha256)
-        out = _members(tmp_path / f"out{mode:o}.tar")
-        for n in empties:
-            m = out[n]
-            assert (m.size, m.mode, m.uid, m.gid, m.mtime, m.pax_headers.keys() & {"SCHILY.xattr.user.x"}) == (0, 0o644, 0, 0, EPOCH, set()), n
-    assert len(digests) == 1
-
-
-def _example(glob: str) -> str:
-    return glob.replace("*", "x")
-
-
-@pytest.mark.parametrize("rule", [r for fam in FAMILIES for r in load_leak_rules(fam) if r.family in (fam, "any")
-                                  and (r.family != "any" or fam == "none")], ids=lambda r: f"{r.action}:{r.glob}:{r.family}")
-def test_every_leak_rule_on_a_synthetic_tar(tmp_path, rule):
-    family = "none" if rule.family == "any" else rule.family
-    name = _example(rule.glob)
-    child = f"{name}/inner"
-    kind = rule.action in ("drop-children",)
-    entries = _dirs(child if kind else name) + ([(name, None, {}), (child, b"secret", {})] if kind else [(name, b"secret", {})])
-    entries += [("keep.txt", b"k", {})]
-    pack(_tar(tmp_path / "raw.tar", entries), tmp_path / "out.tar", epoch=EPOCH, family=family)
-    out = _members(tmp_path / "out.tar")
-    assert "keep.txt" in out
-    if rule.action == "drop":
-        assert name not in out, rule.reason
-    elif rule.action == "drop-children":
-        assert name in out and child not in out, rule.reason
-    elif rule.action == "empty":
-        assert out[name].size == 0 and out[name].mode == 0o644, rule.reason
-    else:
-        assert name in out
-
-
-def test_named_secrets_go_for_every_family(tmp_path):
-    secrets = ["var/tmp/build.log", "root/.bash_history", "root/.ash_history", "root/.cache/pip/x", "home/u/.bash_history",
-               "var/lib/systemd/random-seed"]
-    debian_only = ["var/cache/debconf/passwords.dat", "etc/apt/auth.conf", "etc/apt/auth.conf.d/mirror.conf"]
-    for family in FAMILIES:
-        names = secrets + (debian_only if family == "debian" else [])
-        raw = _tar(tmp_path / "raw.tar", _dirs(*names) + [(n, b"secret", {}) for n in names])
-        pack(raw, tmp_path / "out.tar", epoch=EPOCH, family=family)
-        out = _members(tmp_path / "out.tar")
-        assert not set(names) & set(out), (family, sorted(set(names) & set(out)))
-        assert "var/tmp" in out and (family != "debian" or "etc/apt/auth.conf.d" in out)
-
-
-def test_password_hashes_become_stars(tmp_path):
-    shadow = f"root:{HASH}:19000:0:99999:7:::\nlocked:!{HASH}:19000::::::\nnopw::19000::::::\nsys:*:19000::::::\nbang:!::::::\n"
-    gshadow = f"root:*::\nadm:{HASH}::bob\nstaff:!::\n"
-    passwd = f"root:x:0:0:root:/root:/bin/sh\nold:{HASH}:1:1::/:/bin/sh\n"
-    files = {"etc/shadow": shadow, "etc/shadow-": shadow, "etc/gshadow": gshadow, "etc/gshadow-": gshadow, "etc/passwd": passwd}
-    raw = _tar(tmp_path / "raw.tar", _dirs("etc/x") + [(n, t.encode(), {"mode": 0o640}) for n, t in files.items()])
-    pack(raw, tmp_path / "out.tar", epoch=EPOCH, family="none")
-    with tarfile.open(tmp_path / "out.tar") as tf:
-        text = {n: tf.extractfile(n).read().decode() for n in files}
-    day = EPOCH // 86400
-    assert text["etc/shadow"] == text["etc/shadow-"] == (
-        f"root:*:{day}:0:99999:7:::\nlocked:!*:{day}::::::\nnopw:*:{day}::::::\nsys:*:{day}::::::\nbang:!::::::\n")
-    assert text["etc/gshadow"] == text["etc/gshadow-"] == "root:*::\nadm:*::bob\nstaff:!::\n"
-    assert text["etc/passwd"] == "root:x:0:0:root:/root:/bin/sh\nold:*:1:1::/:/bin/sh\n"
-    assert set(scrub.REWRITES) >= {"etc/shadow", "etc/gshadow", "etc/shadow-", "etc/gshadow-"}
-
-
-def test_rootfs_json_lists_setuid_setgid_and_capabilities(tmp_path):
-    cap = (b"\x01\x00\x00\x02\xc0" + bytes(15)).decode("utf-8", "surrogateescape")
-    raw = _tar(tmp_path / "raw.tar", _dirs("usr/bin/x") + [
-        ("usr/bin/su", b"su", {"mode": 0o4755}), ("usr/bin/wall", b"w", {"mode": 0o2755}),
-        ("usr/bin/ping", b"p", {"pax_headers": {"SCHILY.xattr.security.capability": cap}}), ("usr/bin/ls", b"l", {})])
-    info = pack_rootfs(raw, tar=tmp_path / "r.tar", manifest=tmp_path / "m.tsv", info=tmp_path / "r.json", epoch=EPOCH,
-                       slim=False, family="none")
-    assert info["privileged"] == {"setuid": ["usr/bin/su"], "setgid": ["usr/bin/wall"], "capabilities": ["usr/bin/ping"]}
-    assert json.loads((tmp_path / "r.json").read_text())["privileged"] == info["privileged"]
-
-
-# --- tarball imports ---------------------------------------------------------------------------------------
-
-
-def _links(path: Path, entries: list[tuple[str, str, str]]) -> Path:
-    """(kind, name, target): kind dir | sym | file | chr | fifo."""
-    with tarfile.open(path, "w") as tf:
-        for kind, name, target in entries:
-            ti = tarfile.TarInfo(name)
-            ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "file": tarfile.REGTYPE, "chr": tarfile.CHRTYPE,
-                       "fifo": tarfile.FIFOTYPE}[kind]
-            ti.linkname = target if kind == "sym" else ""
-            data = target.encode() if kind == "file" else b""
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return path
-
-
-@pytest.mark.parametrize("entries, entry", [
-    ([("dir", "x", ""), ("sym", "x/up", ".."), ("sym", "y", "x/up/..")], "y"),
-    ([("dir", "a", ""), ("dir", "a/b", ""), ("sym", "a/b/l", "../.."), ("sym", "z", "a/b/l/../etc")], "z"),
-    ([("sym", "r", "/"), ("sym", "y", "r/..")], "y"),
-    ([("dir", "d", ""), ("sym", "d/self", "."), ("sym", "d/p", "self/self/../..")], "d/p"),
-    ([("dir", "a", ""), ("sym", "a/l", ".."), ("sym", "b", "a/l/a/l/a/l/..")], "b"),
-    ([("sym", "a", "b"), ("sym", "b", "a"), ("sym", "c", "a/x")], "c"),
-    ([("dir", "etc", ""), ("chr", "etc/evil", "")], "etc/evil"),
-    ([("fifo", "run.pipe", "")], "run.pipe"),
-])
-def test_escaping_symlink_chains_and_devices_are_refused_naming_the_entry(tmp_path, entries, entry):
-    with pytest.raises(BaseforgeError) as exc:
-        copy_checked(_links(tmp_path / "bad.tar", entries), tmp_path / "out.tar", "bad.tar")
-    assert f"entry {entry!r}" in str(exc.value) or "chain of more than 40 symlinks" in str(exc.value)
-
-
-def test_harmless_link_chains_are_kept(tmp_path):
-    good = _links(tmp_path / "good.tar", [("dir", "usr", ""), ("dir", "usr/lib", ""), ("sym", "lib", "usr/lib"),
-                                          ("sym", "usr/lib/up", ".."), ("sym", "x", "lib/up/lib/../.."), ("dir", "dev", ""),
-                                          ("chr", "dev/null", ""), ("sym", "abs", "/usr/lib/up")])
-    assert copy_checked(good, tmp_path / "out.tar", "good.tar") == 8
-
-
-def test_a_tar_bomb_gets_a_clear_error(tmp_path):
-    bomb = tmp_path / "bomb.tar"
-    with tarfile.open(bomb, "w:gz") as tf:
-        for i in range(3):
-            ti = tarfile.TarInfo(f"zeros{i}")
-            ti.size = 1 << 20
-            tf.addfile(ti, io.BytesIO(bytes(ti.size)))
-    assert bomb.stat().st_size < 20_000
-    with pytest.raises(BaseforgeError, match=r"entry 'zeros1' takes the unpacked size past 2000000 bytes.*tar bomb"):
-        copy_checked(bomb, tmp_path / "out.tar", "bomb.tar", max_size=2_000_000)
-
-
-def test_the_hash_is_of_the_bytes_unpacked(tmp_path):
-    good = _links(tmp_path / "good.tar", [("dir", "etc", ""), ("file", "etc/x", "hello")])
-    sha = hashlib.sha256(good.read_bytes()).hexdigest()
-    assert copy_checked(good, tmp_path / "out.tar", "good.tar", sha256=sha) == 2
-    with pytest.raises(BaseforgeError, match="sha256 is .* the config says 0000"):
-        copy_checked(good, tmp_path / "out2.tar", "good.tar", sha256="0" * 64)
-    bad = _links(tmp_path / "bad.tar", [("sym", "up", "../..")])  # a changed tarball is reported as changed
-    with pytest.raises(BaseforgeError, match="sha256 is"):
-        copy_checked(bad, tmp_path / "out3.tar", "bad.tar", sha256=sha)
-
 
 
 # --- the private engine ------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class Bootstrapper:
     #: the ``bootstrap_variant`` values it accepts (checked before any job, :mod:`baseforge.preflight`);
     #: empty: it has none to check
     variants: ClassVar[tuple[str, ...]] = ()
+    #: ``keyrings:`` may be URLs (the tool fetches them itself: dnf's gpgkey=); else only files
+    key_urls: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[Bootstrapper]]] = {}
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
@@ -109,6 +111,7 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
     an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     require_binfmt(cell.arch)
+    os.umask(0o022)  # what the plugin writes into the tree has the same mode whatever umask the caller had
     out_tar = Path(out_tar)
     root = scratch_dir() or tempfile.gettempdir()
     saved = os.environ.get("BASEFORGE_TMPDIR")

@@ -42,6 +42,18 @@ def fetch_apk(cell: CellSpec, workdir: Path) -> Path:
     return target
 
 
+def copy_key(key: str, dest: Path, cell_id: str) -> None:
+    """One of ``keyrings:`` into the keys folder: it must be a PEM public key (apk copies it into the image,
+    where any other file of the build host, a private key say, must never go)."""
+    with open(key, "rb") as f:
+        head = f.read(64)
+    if not head.startswith(b"-----BEGIN PUBLIC KEY-----"):
+        raise BaseforgeError(f"{cell_id}: keyrings entry {key} is not a PEM public key, and apk's keys are copied "
+                             "into the image",
+                             hint="list the repository's *.rsa.pub files (package alpine-keys, or the mirror)")
+    shutil.copyfile(key, dest / Path(key).name)
+
+
 class Apk(Bootstrapper, name="apk"):
     def argv(self, cell: CellSpec, apk: Path, root: Path, keys: Path, repositories: Path) -> list[str]:
         """The apk command line for ``cell`` (a pure function, so tests can check it); the repositories (with any
@@ -62,11 +74,12 @@ class Apk(Bootstrapper, name="apk"):
         keys = workdir / "keys"
         keys.mkdir()
         for k in cell.keyrings:
-            shutil.copy(k, keys / Path(k).name)
+            copy_key(k, keys, cell.id)
         root = workdir / "rootfs"
         (root / "etc/apk/keys").mkdir(parents=True)
-        for k in keys.iterdir():
-            shutil.copy(k, root / "etc/apk/keys" / k.name)  # apk in the image checks the same keys
+        for k in keys.iterdir():  # apk in the image checks the same keys; 0644 whatever the host file's mode
+            shutil.copyfile(k, root / "etc/apk/keys" / k.name)
+            (root / "etc/apk/keys" / k.name).chmod(0o644)
         repositories = write_private(workdir / "repositories", "".join(f"{s.url}\n" for s in cell.sources))
         run(self.argv(cell, apk, root, keys, repositories), env={"SOURCE_DATE_EPOCH": str(cell.epoch)})
         (root / "etc/apk/repositories").write_text("".join(f"{s.url}\n" for s in strip_sources(cell.sources)))

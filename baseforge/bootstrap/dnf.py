@@ -52,6 +52,7 @@ def repo_file(cell: CellSpec) -> str:
 class Dnf(Bootstrapper, name="dnf"):
     binaries = ("dnf", "rpm", "tar")
     locks = True
+    key_urls = True
 
     def argv(self, cell: CellSpec, root: Path, workdir: Path) -> list[str]:
         """The dnf command line for ``cell`` (a pure function, so tests can check it)."""

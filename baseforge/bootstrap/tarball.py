@@ -3,8 +3,10 @@
 The tarball is read once: its SHA-256 is computed from the bytes being unpacked and checked at the end
 (a mismatch throws the result away). Every entry is checked before it is copied into the raw tar: no
 absolute names, no ``..``, no entry below a symlink (a file written through a link lands wherever the
-link points), no symlink whose target, resolved through the symlinks before it, climbs out of the root,
-no hard link to anything but an earlier entry, no device node outside ``dev/``, at most
+link points), no symlink whose target, resolved through the symlinks before it (and, once the whole
+tarball is read, through all of them), climbs out of the root, no hard link to anything but an earlier
+file (a hard link to a symlink is that symlink, checked from its new place), no name twice (a later
+entry would silently replace the first) except a directory, no device node outside ``dev/``, at most
 ``options.max_size`` bytes unpacked. Setuid/setgid files and file capabilities are logged (and listed
 in rootfs.json by pack). Compression (gzip, xz, bzip2) is undone; pack() normalizes the rest.
 """
@@ -91,13 +93,15 @@ class Checker:
         self.tarball = tarball
         self.max_size = max_size
         self.size = 0
-        self.seen: set[str] = set()
+        #: name -> "dir", "sym" or "other", of every entry so far
+        self.seen: dict[str, str] = {}
         self.symlinks: dict[str, str] = {}
         #: setuid/setgid files and files with capabilities, for the log and the manifest
         self.privileged: list[str] = []
 
-    def bad(self, member: tarfile.TarInfo, why: str) -> BaseforgeError:
-        return BaseforgeError(f"{self.tarball}: entry {member.name!r} {why}; refusing to import it",
+    def bad(self, member: tarfile.TarInfo | str, why: str) -> BaseforgeError:
+        name = member if isinstance(member, str) else member.name
+        return BaseforgeError(f"{self.tarball}: entry {name!r} {why}; refusing to import it",
                               hint="the tarball is broken or malicious: rebuild it from a trusted rootfs")
 
     def resolve(self, start: list[str], target: str, depth: int = 0) -> list[str] | None:
@@ -136,22 +140,36 @@ class Checker:
         self.size += 512 + (m.size if m.isreg() else 0)
         if self.size > self.max_size:
             raise self.bad(m, f"takes the unpacked size past {self.max_size} bytes (options.max_size): a tar bomb?")
-        self.symlinks.pop(name, None)  # a later entry replaces an earlier symlink
-        if m.issym():
-            # absolute targets resolve inside the container's root; no target may climb out of it
-            if self.resolve(name.split("/")[:-1], m.linkname) is None:
-                raise self.bad(m, f"is a symlink to {m.linkname!r}, outside the root (through the symlinks before it)")
-            self.symlinks[name] = m.linkname
-        elif m.islnk():
+        kind = "dir" if m.isdir() else "sym" if m.issym() else "other"
+        if name in self.seen and not (kind == "dir" == self.seen[name]) or (not name and kind != "dir"):
+            raise self.bad(m, "names the root, and is not a directory" if not name else
+                           "appears twice (the later entry would silently replace the first)")
+        link = m.linkname if m.issym() else None
+        if m.islnk():
             target = _name(m.linkname)
-            if m.linkname.startswith("/") or ".." in m.linkname.split("/") or target not in self.seen:
-                raise self.bad(m, f"is a hard link to {m.linkname!r}, which is not an earlier entry of the tarball")
+            if (m.linkname.startswith("/") or ".." in m.linkname.split("/")
+                    or self.seen.get(target) not in ("other", "sym")):
+                raise self.bad(m, f"is a hard link to {m.linkname!r}, which is not an earlier entry of the tarball "
+                                  "(a file or a symlink)")
+            link = self.symlinks.get(target)  # a hard link to a symlink is a symlink, read from its new place
+        if link is not None:
+            # absolute targets resolve inside the container's root; no target may climb out of it
+            if self.resolve(name.split("/")[:-1], link) is None:
+                raise self.bad(m, f"is a symlink to {link!r}, outside the root (through the symlinks before it)")
+            self.symlinks[name] = link
         elif m.isdev() and not name.startswith("dev/"):
             raise self.bad(m, "is a device node outside dev/")
         if m.isreg() and (m.mode & 0o6000 or "SCHILY.xattr.security.capability" in m.pax_headers):
             self.privileged.append(name)
-        self.seen.add(name)
+        self.seen[name] = kind
         return name
+
+    def finish(self) -> None:
+        """Once every entry is read: no symlink climbs out through links that came after it (``y -> a/..``
+        first, then ``a -> d/e`` and ``d/e -> ..``)."""
+        for name, link in self.symlinks.items():
+            if self.resolve(name.split("/")[:-1], link) is None:
+                raise self.bad(name, f"is a symlink to {link!r}, outside the root (through the symlinks after it)")
 
 
 def copy_checked(src: Path, out_tar: Path, label: str, sha256: str | None = None, max_size: int = MAX_SIZE) -> int:
@@ -169,6 +187,7 @@ def copy_checked(src: Path, out_tar: Path, label: str, sha256: str | None = None
                     checker.check(m)
                     tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
                     count += 1
+            checker.finish()
         except (BaseforgeError, tarfile.TarError, EOFError, OSError) as err:
             _check_sha256(stream.finish(), sha256, label)
             if isinstance(err, BaseforgeError):
