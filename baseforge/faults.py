@@ -45,11 +45,45 @@ CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
      "a package name is wrong for this release and architecture: fix packages: in the config"),
     (r"NO_PUBKEY|signature|not signed|KEYEXPIRED|BADSIG|not trusted",
      "the repository's signature does not verify: check keyrings: and the mirror"),
+    (r"hash sum mismatch|hashes do not match|unexpected size",
+     "the mirror served a file that does not match its signed index (a broken download, a mirror in the middle "
+     "of a sync, or tampering): run the same command again later, or use another mirror"),
+    (r"\b404\b|does not have a release file",
+     "the mirror lacks a file its index names (a mirror in the middle of a sync, or the wrong URL in mirrors:): "
+     "run the same command again later, or use another mirror"),
     (r"exec format error",
      "a foreign architecture needs qemu-user-static and binfmt-support (`python3 -m baseforge doctor`)"),
     (r"manifest unknown|unauthorized|authentication required|denied: ",
      "check the registry URL, and the credentials in ~/.docker/config.json or REGISTRY_AUTH_FILE"),
 ))
+
+
+#: (what the output says, the cause in a few words): the first that matches is the headline of a tool's failure
+FINDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE | re.MULTILINE), f) for p, f in (
+    (r"no space left on device", "no space left on device"),
+    (r"GPG error: (?P<url>\S+) (?P<suite>\S+) (?:In)?Release\b|repository '(?P<url2>\S+) (?P<suite2>\S+) (?:In)?Release' is not signed",
+     "signature verification failed for suite {suite} of the mirror {url}"),
+    (r"GPG check FAILED|BADSIG|bad signature", "signature verification failed"),
+    (r"gpg: signing failed: (?P<why>.+)$", "signing failed: {why}"),
+    (r"Failed to fetch (?P<url>\S+)\s+Hash Sum mismatch", "{url} does not match the checksum of the mirror's index"),
+    (r"Failed to fetch (?P<url>\S+)\s+404\b", "{url}: 404 Not Found"),
+    (r"(?:Could not resolve|Temporary failure resolving) '(?P<host>[^']+)'|lookup (?P<host2>[^\s:]+)(?: on \S+)?: no such host",
+     "the host name {host} does not resolve"),
+    (r"Could not connect to (?P<host>\S+?)(?: \(|:\d*\s|\s)|dial tcp (?P<host2>\S+?): connect: connection refused",
+     "{host}: connection refused"),
+    (r"(?P<what>unauthorized|authentication required|invalid username/password)", "the registry refused: {what}"),
+))
+
+
+def finding(text: str) -> str | None:
+    """The cause of a tool's failure in a few words, naming what it is about (mirror and suite, URL, host),
+    read from its output; None when no known cause shows."""
+    for pattern, headline in FINDINGS:
+        m = pattern.search(text)
+        if m:
+            groups = {k.rstrip("2"): v for k, v in m.groupdict().items() if v}
+            return headline.format(**groups)
+    return None
 
 
 class ToolError(BaseforgeError):
@@ -62,7 +96,8 @@ class ToolError(BaseforgeError):
         lines = error_lines(output)
         detail = "".join(f"\n    {line}" for line in lines)
         how = f"was killed by {signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
-        super().__init__(f"{tool} {how}{':' if lines else ''}{detail}", hint=cause_hint(output))
+        found = finding(output)
+        super().__init__(f"{tool} {how}{': ' + found if found else ':' if lines else ''}{detail}", hint=cause_hint(output))
 
 
 def signal_name(number: int) -> str:

@@ -165,6 +165,23 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
         sys.exit(1)
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: KeyboardInterrupt, wherever the main thread is (:func:`keep_interrupts`)."""
+    raise KeyboardInterrupt
+
+
+def keep_interrupts() -> None:
+    """Make Ctrl-C stop Snakemake's main process whenever it comes (the Snakefile calls it at parse time).
+
+    Snakemake runs parts of its scheduling in ``asyncio.Runner.run``, which replaces Python's own SIGINT
+    handler (only that one) for the time it runs with one that merely cancels its task, and a task that is
+    already done swallows the signal: a Ctrl-C that lands there (it does when a short job has just started)
+    is lost, and the run goes on to its end. A handler of our own, which raises as Python's does, is left
+    in place."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
+
+
 def cancel_idle_timers() -> int:
     """Cancel the ``threading.Timer`` threads still waiting in this process; how many there were.
 
