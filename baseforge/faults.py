@@ -8,6 +8,7 @@ job's log when the job runs again), which the Snakefile's ``onerror`` lists at t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -217,11 +218,13 @@ def paragraph(step: str, cell: str, err: BaseException, paths: Sequence[str] = (
 
 
 def one_line(step: str, cell: str, err: BaseException) -> str:
-    """The failure in one line: step, cell and the most telling line of the cause (the first that says a
-    known cause, else the first of the tool's error lines)."""
-    message, _, _ = describe(err)
+    """The failure in one line: step, cell and the cause (its headline, else the most telling line: the
+    first that says a known cause, else the first of the tool's error lines)."""
+    message, _, text = describe(err)
     head, *rest = [line.strip() for line in message.splitlines() if line.strip()] or [type(err).__name__]
     telling = next((x for x in rest if any(p.search(x) for p, _ in CAUSES)), rest[0] if rest else "")
+    if rest and finding(text) and head.endswith(finding(text)):  # the headline says it already
+        telling = ""
     return f"{' '.join(filter(None, (step, cell)))}: {head.rstrip(':')}{': ' + telling if telling else ''}"
 
 
@@ -229,23 +232,33 @@ def record_path(step: str, cell: str, root: Path = FAILURES) -> Path:
     return root / f"{step}--{cell.replace('/', '--') or 'all'}.txt"
 
 
-def record(step: str, cell: str, err: BaseException, root: Path = FAILURES) -> None:
+def record(step: str, cell: str, err: BaseException, root: Path = FAILURES, log: str | None = None) -> Path | None:
+    """Write the failure's line for the run's summary, and a copy of the job's ``log`` beside it (Snakemake
+    deletes a job's log when the job runs again); the copy's path, or None."""
     path = record_path(step, cell, root)
     path.parent.mkdir(parents=True, exist_ok=True)
+    kept = None
+    if log and Path(log).is_file():
+        kept = path.with_suffix(".log")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, kept)
+        kept = kept if kept.is_file() else None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(one_line(step, cell, err) + "\n")
+    tmp.write_text(one_line(step, cell, err) + "\n" + (f"    log: {kept}\n" if kept else ""))
     os.replace(tmp, path)
+    return kept
 
 
 def forget(step: str, cell: str, root: Path = FAILURES) -> None:
     record_path(step, cell, root).unlink(missing_ok=True)
+    record_path(step, cell, root).with_suffix(".log").unlink(missing_ok=True)
 
 
 def summary(since: float, root: Path = FAILURES) -> str:
     """The failures recorded since ``since`` (a time.time()), as the end of a failed run shows them."""
     if not root.is_dir():
         return ""
-    lines = sorted(p.read_text().strip() for p in root.glob("*.txt") if p.stat().st_mtime >= since - 1)
+    lines = sorted(p.read_text().strip("\n") for p in root.glob("*.txt") if p.stat().st_mtime >= since - 1)
     if not lines:
         return ""
     return f"baseforge: {len(lines)} job{'s' if len(lines) > 1 else ''} failed:\n" + "".join(f"  - {x}\n" for x in lines)

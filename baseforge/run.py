@@ -159,9 +159,10 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
     except Exception as err:  # noqa: BLE001 - every failure gets its paragraph; the traceback goes to the log
         log.error("%s", err, exc_info=not isinstance(err, BaseforgeError))
         paths = [os.path.dirname(os.path.abspath(o)) for o in snakemake.output] + [os.environ.get("BASEFORGE_TMPDIR", "")]
-        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], logfile).encode())
-        with contextlib.suppress(OSError):
-            faults.record(snakemake.rule, cell, err)
+        kept = None
+        with contextlib.suppress(OSError):  # (a full disk: the paragraph still goes out)
+            kept = faults.record(snakemake.rule, cell, err, log=logfile)
+        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], str(kept) if kept else logfile).encode())
         sys.exit(1)
 
 
