@@ -11,11 +11,10 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import sandbox
+from . import sandbox, scratch
 from .errors import BaseforgeError
 from .layers import WHITEOUT
 from .manifest import DPKG_STATUS, Package, parse_dpkg_status, write_sbom
@@ -87,7 +86,7 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     ``below``: layers that go between the base and the app's files (its packages, baseforge.app_packages)."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
-    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp, sandbox.scratch() as box:
+    with scratch.owned_dir(Path(archive).resolve().parent, ".app-") as tmp, sandbox.scratch() as box:
         work, out = box / "context", box / "out"
         out.mkdir()
         if context:

@@ -13,11 +13,10 @@ writer on top of the base's exact layers. The install runs as root in the chroot
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, layers, pack, pkgcache
+from . import bootstrap, layers, pack, pkgcache, scratch
 from .app import write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
@@ -60,7 +59,9 @@ def package_layer(packages: list[str], root_cell: dict[str, Any], base_archive: 
 def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_archive: str, archive: str, info: str,
                         sbom: str, threads: int | None = None) -> None:
     """Rule app_image for an app with packages: the packages layer, then the app's files, image and SBOM."""
-    with tempfile.TemporaryDirectory(prefix=".pkgs-", dir=Path(archive).resolve().parent) as tmp:
-        layer = Path(tmp) / "packages.tar"
-        package_layer(app["packages"], root_cell, Path(base_archive), layer, Path(tmp))
+    with scratch.owned_dir(Path(archive).resolve().parent, ".pkgs-") as tmp:
+        layer = tmp / "packages.tar"
+        # mmdebstrap mounts in its tree: its commands in private namespaces, killed with the job
+        with bootstrap.isolated(tmp, "install-") as work:
+            package_layer(app["packages"], root_cell, Path(base_archive), layer, work)
         write_declarative(app, base_archive, archive, info, sbom, below=[layer], threads=threads)

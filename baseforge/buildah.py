@@ -20,11 +20,11 @@ import gzip
 import io
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import scratch
 from .app import installed
 from .appgraph import with_tag
 from .manifest import write_sbom
@@ -58,8 +58,7 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
     and its SBOM (the dpkg status of its tree)."""
     meta = ImageMeta.from_dict(app["meta"])
     out = Path(archive)
-    with tempfile.TemporaryDirectory(prefix=".buildah-", dir=out.resolve().parent) as tmp:
-        root = Path(tmp)
+    with scratch.owned_dir(out.resolve().parent, ".buildah-") as root:
         if base_archive:
             with step(f"buildah: base {base_archive} as {', '.join(app.get('base_tags', []))}"):
                 image_id = run([*storage(root), "pull", "-q", f"oci-archive:{Path(base_archive).resolve()}"],

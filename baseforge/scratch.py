@@ -174,20 +174,20 @@ def scratch_roots() -> list[Path]:
 
 
 def stale_scratch(roots: list[Path], build: Path, build_idle: bool) -> list[Path]:
-    """Scratch trees a dead job left: marked trees whose owner is gone; when ``build_idle`` (no Snakemake
-    works in this directory) also unmarked ``.bootstrap-*`` trees and ``.*.tmp`` files under ``build``;
-    and unmarked mmdebstrap trees no live process uses."""
+    """Scratch trees a dead job left: marked trees (in ``roots`` and anywhere under ``build``) whose owner is
+    gone; when ``build_idle`` (no Snakemake works in this directory) also unmarked ``.bootstrap-*`` trees
+    and ``.*.tmp`` files under ``build``; and unmarked mmdebstrap trees no live process uses."""
     out = []
     for root in roots:
         for tree in root.glob("baseforge-*"):
             if (tree / MARKER).exists() and not owner_alive(tree / MARKER):
                 out.append(tree)
         out += [t for pattern in FOREIGN for t in root.glob(pattern) if t.is_dir() and not t.is_symlink() and not in_use(t)]
-    if build.is_dir():
-        for tree in build.rglob(".bootstrap-*"):
-            marker = tree / MARKER
-            if (build_idle and not marker.exists()) or (marker.exists() and not owner_alive(marker)):
-                out.append(tree)
+    if build.is_dir():  # every marked work directory (bootstrap, app, packages, buildah, OCI blobs …) of a dead job
+        dead = [m.parent for m in build.rglob(MARKER) if not owner_alive(m)]
+        out += [t for t in dead if not any(d in t.parents for d in dead)]
+        if build_idle:
+            out += [t for t in build.rglob(".bootstrap-*") if t.is_dir() and not (t / MARKER).exists()]
     if build_idle:  # atomic writes' temporary files (baseforge.run.atomic_file) of the build and its summary
         for outputs in (build, build.parent / paths.RESULTS):
             out += [f for f in outputs.rglob(".*.tmp") if f.is_file() or f.is_symlink()] if outputs.is_dir() else []
