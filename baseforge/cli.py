@@ -25,7 +25,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         url = daemon.start(STATE / "engine", RUN_DIR)
         print(f"export DOCKER_HOST={url}")
     elif args.action == "stop":
-        daemon.stop(RUN_DIR)
+        daemon.stop(RUN_DIR, STATE / "engine")
     else:
         print(f"export DOCKER_HOST={engine.host()}" if daemon.answers(engine.host()) else "no engine answers")
     return 0

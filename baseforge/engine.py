@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import oci
+from . import faults, oci
 from .errors import BaseforgeError
 from .host import docker_host as host  # the engine's address (a failed job's paragraph reads it there too)
 from .ocilayout import image_labels
@@ -29,8 +29,15 @@ def connect(timeout: int = 900) -> docker.DockerClient:
         client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
         client.ping()
     except (docker.errors.DockerException, OSError) as err:
+        why = faults.root_cause(err)
+        if isinstance(why, PermissionError):
+            raise BaseforgeError(
+                f"no Docker Engine answers at {url}: permission denied on its socket",
+                hint="whoever may use a Docker socket is root on the host: run as root, or as a member of the "
+                "socket's group (tools/engine start with BASEFORGE_ENGINE_GROUP=<group>)") from None
+        what = {FileNotFoundError: "no socket there (no engine runs)", ConnectionRefusedError: "connection refused (no engine listens)"}
         raise BaseforgeError(
-            f"no Docker Engine answers at {url} ({type(err).__name__})",
+            f"no Docker Engine answers at {url}: {what.get(type(why), f'{type(why).__name__}: {why}')}",
             hint="start one with `tools/engine start` (a private dockerd; it prints the export line), "
             "or point DOCKER_HOST at a running engine, e.g. export DOCKER_HOST=unix:///path/to/docker.sock",
         ) from None

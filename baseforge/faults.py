@@ -159,6 +159,15 @@ def mount_point(path: Path) -> Path:
     return path
 
 
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception ``err`` was raised from (the OSError under the docker SDK's and HTTP's)."""
+    seen = {id(err)}
+    while (err.__cause__ or err.__context__) is not None and id(err.__cause__ or err.__context__) not in seen:
+        err = err.__cause__ or err.__context__
+        seen.add(id(err))
+    return err
+
+
 def is_engine_error(err: BaseException) -> bool:
     """The docker SDK and the HTTP stack under it (the engine died, or closed the connection mid-load)."""
     return type(err).__module__.split(".")[0] in ("docker", "requests", "urllib3", "http")
