@@ -124,6 +124,53 @@ def test_the_run_summary_lists_this_runs_failures_in_one_line_each(tmp_path):
     assert "push" not in faults.summary(0, tmp_path)
 
 
+FINDINGS = [
+    ("W: GPG error: http://127.0.0.1:8/debian bookworm InRelease: The following signatures were invalid: BADSIG 6ED0E7B82643E131\n"
+     "E: The repository 'http://127.0.0.1:8/debian bookworm InRelease' is not signed.",
+     "signature verification failed for suite bookworm of the mirror http://127.0.0.1:8/debian",
+     "the repository's signature does not verify"),
+    ("E: Failed to fetch http://127.0.0.1:8/debian/pool/main/b/busybox/busybox-static_1_amd64.deb  Hash Sum mismatch\n"
+     "   Hashes of expected file:\n",
+     "http://127.0.0.1:8/debian/pool/main/b/busybox/busybox-static_1_amd64.deb does not match the checksum of the mirror's index",
+     "does not match its signed index"),
+    ("E: Failed to fetch http://127.0.0.1:8/debian/pool/x.deb  404  Not Found [IP: 127.0.0.1 8]",
+     "http://127.0.0.1:8/debian/pool/x.deb: 404 Not Found", "the mirror lacks a file its index names"),
+    ("Err:1 http://mirror.example.invalid/debian bookworm InRelease\n  Could not resolve 'mirror.example.invalid'",
+     "the host name mirror.example.invalid does not resolve", "a server is not reachable"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="copying system image: pinging container registry 127.0.0.1:9: '
+     'Get \\"https://127.0.0.1:9/v2/\\": dial tcp 127.0.0.1:9: connect: connection refused"',
+     "127.0.0.1:9: connection refused", "a server is not reachable"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="trying to reuse blob: unauthorized: authentication required"',
+     "the registry refused: unauthorized", "credentials"),
+    ("gpg: signing failed: Bad passphrase\n", "signing failed: Bad passphrase", None),
+]
+
+
+@pytest.mark.parametrize("output, headline, hint", FINDINGS, ids=["signature", "checksum", "404", "dns", "refused", "401", "passphrase"])
+def test_a_tools_failure_is_headed_by_its_cause_naming_what_it_is_about(output, headline, hint):
+    err = faults.ToolError("mmdebstrap", 25, output)
+    assert err.message.startswith(f"mmdebstrap exited with code 25: {headline}\n    "), err.message
+    assert hint is None or hint in err.hint
+    assert faults.one_line("bootstrap", "debian/bookworm/amd64/minbase", err) == \
+        f"bootstrap debian/bookworm/amd64/minbase: mmdebstrap exited with code 25: {headline}"
+
+
+def test_a_failed_jobs_log_is_kept_where_the_summary_says(tmp_path):
+    log = tmp_path / "logs/bootstrap/a.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("$ mmdebstrap --variant=minbase …\nE: Unable to locate package nosuch\n")
+    kept = faults.record("bootstrap", "a/b", faults.ToolError("mmdebstrap", 1, "E: Unable to locate package nosuch"),
+                         tmp_path / "failures", log=str(log))
+    log.unlink()  # Snakemake deletes it when the job runs again
+    assert kept.read_text().startswith("$ mmdebstrap --variant=minbase")
+    assert faults.summary(0, tmp_path / "failures") == (
+        "baseforge: 1 job failed:\n"
+        "  - bootstrap a/b: mmdebstrap exited with code 1: E: Unable to locate package nosuch\n"
+        f"    log: {kept}\n")
+    faults.forget("bootstrap", "a/b", tmp_path / "failures")
+    assert not kept.exists()
+
+
 # -- faults in real runs ----------------------------------------------------------------------------------
 
 
