@@ -317,15 +317,20 @@ def images(work: Path) -> dict[str, tuple[str, str]]:
     return {i["tags"][0]: (i["image_id"], i["rootfs_sha256"]) for i in json.loads((work / "results/images.json").read_text())}
 
 
-def kill_when(work: Path, log: Path, needle: str) -> bool:
-    """Start the README's command in ``work``, SIGKILL its whole process group once ``log`` shows
-    ``needle``; whether the run was still going when it was killed."""
+def kill_when(work: Path, log: Path, needle: str, sig: int = signal.SIGKILL, group: bool = True,
+              env: dict | None = None) -> bool | int:
+    """Start the README's command in ``work``, send ``sig`` to its whole process group (Ctrl-C in a terminal)
+    or, without ``group``, to Snakemake alone (`kill`) once ``log`` shows ``needle``: False when the run ended
+    before, else its exit code (a SIGKILL: -9)."""
     proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     try:
         while proc.poll() is None and not (log.exists() and needle in log.read_text()):
             threading.Event().wait(0.02)
-        return proc.poll() is None
+        if proc.poll() is not None:
+            return False
+        os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        return proc.wait(120)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -337,7 +342,7 @@ def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path,
     work = make(workflow, tmp_path / "killed", config())
     root = Path(scratch_dir() or tempfile.gettempdir())
     # the log shows the command when mmdebstrap starts (in its private mount namespace, as root)
-    assert kill_when(work, work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log", "mmdebstrap --mode="), \
+    assert kill_when(work, work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log", "mmdebstrap --mode=") is not False, \
         "the run ended before its bootstrap started"
     killed = {p for p in marked_trees(root) if not owner_alive(p / MARKER)}
     assert list((work / ".snakemake/locks").iterdir()) and list((work / "build").rglob(".bootstrap-*"))
@@ -361,3 +366,32 @@ def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, work
     workflow.run(work)
     assert images(work) == clean_build
     assert not leftovers(work)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("rule, sig, group", [("bootstrap", signal.SIGINT, True), ("image", signal.SIGINT, True),
+                                              ("bootstrap", signal.SIGTERM, False), ("load", signal.SIGTERM, False)],
+                         ids=["ctrl-c-bootstrap", "ctrl-c-image", "kill-bootstrap", "kill-load"])
+def test_ctrl_c_or_sigterm_stops_the_run_leaving_nothing_and_the_readme_command_recovers(tmp_path, workflow, clean_build,
+                                                                                        rule, sig, group):
+    work = make(workflow, tmp_path / "stopped", config())
+    if rule != "bootstrap":
+        workflow.run(work, RAW)
+    log = {"bootstrap": "bootstrap/busybox/bookworm/amd64/minbase.log", "image": "image/busybox/bookworm/default/amd64.log",
+           "load": "load/busybox/bookworm/default/amd64.log"}[rule]
+    # (a Ctrl-C as a short job starts used to be swallowed by Snakemake's asyncio runner: the run went on)
+    scratch = {"BASEFORGE_TMPDIR": str(tmp_path / "scratch")}
+    (tmp_path / "scratch").mkdir()
+    code = kill_when(work, work / "logs" / log, "mmdebstrap --mode=" if rule == "bootstrap" else f"▶ rule {rule} ", sig, group,
+                     scratch)
+    assert code is not False and code != 0, "the run was not stopped"
+    locks = work / ".snakemake/locks"
+    assert not (locks.is_dir() and list(locks.iterdir()))  # Snakemake ended as it should
+    # (Snakemake does not wait for a cancelled job's own clean-up: give it the moment it takes)
+    for _ in range(150):
+        if not leftovers(work) and not list((tmp_path / "scratch").iterdir()):
+            break
+        threading.Event().wait(0.1)
+    assert not leftovers(work) and not list((tmp_path / "scratch").iterdir())
+    workflow.run(work, env=scratch)
+    assert images(work) == clean_build and not leftovers(work)
