@@ -4,8 +4,6 @@ a paragraph whose first line says the cause and names the mirror and suite, or t
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,9 @@ import pytest
 from baseforge import bootstrap, faults
 from baseforge.errors import BaseforgeError
 from fixtures import repos
-from test_distros import one, ubuntu_image
+from test_distros import keys, one, ubuntu_image  # noqa: F401 - keys: a fixture
 
 CELL = "ubuntu/noble/amd64/minbase"
-
-
-@pytest.fixture(scope="module")
-def keys():
-    where = Path(tempfile.mkdtemp(prefix="bf-keys-"))  # apt reads keyrings as _apt: not under pytest's 0700 tmp
-    where.chmod(0o755)
-    made = {"good": repos.make_key(where, "good"), "other": repos.make_key(where, "other")}
-    yield made
-    for key in made.values():
-        repos.sh("gpgconf", "--homedir", key.home, "--kill", "gpg-agent")
-    shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture
@@ -69,23 +56,21 @@ def test_a_release_signed_by_another_key_says_signature_verification_failed(tmp_
     assert "NO_PUBKEY" in text
 
 
-@pytest.mark.root
-def test_a_corrupt_package_names_its_url_and_the_checksum(tmp_path, mirror, keys):
-    root, url = mirror
-    (deb,) = (root / "pool/main").glob("*.deb")
+def corrupt(deb: Path) -> None:
     data = bytearray(deb.read_bytes())
     data[-100] ^= 0xFF
     deb.write_bytes(bytes(data))
-    text = failure(url, keys["good"], tmp_path)
-    assert first_line(text).endswith(f"{url}/pool/main/{deb.name} does not match the checksum of the mirror's index"), text
-    assert "hint: the mirror served a file that does not match its signed index" in text
 
 
 @pytest.mark.root
-def test_a_package_the_mirror_lacks_names_its_url(tmp_path, mirror, keys):
+@pytest.mark.parametrize("breakage, says, hint", [
+    (corrupt, "does not match the checksum of the mirror's index", "the mirror served a file that does not match its signed index"),
+    (Path.unlink, ": 404 Not Found", "the mirror lacks a file its index names"),
+], ids=["corrupt", "missing"])
+def test_a_corrupt_or_missing_package_names_its_url(tmp_path, mirror, keys, breakage, says, hint):
     root, url = mirror
     (deb,) = (root / "pool/main").glob("*.deb")
-    deb.unlink()
+    breakage(deb)
     text = failure(url, keys["good"], tmp_path)
-    assert first_line(text).endswith(f"{url}/pool/main/{deb.name}: 404 Not Found"), text
-    assert "hint: the mirror lacks a file its index names" in text
+    assert first_line(text).endswith(f"{url}/pool/main/{deb.name}{'' if says.startswith(':') else ' '}{says}"), text
+    assert f"hint: {hint}" in text
