@@ -54,6 +54,8 @@ CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
      "run the same command again later, or use another mirror"),
     (r"exec format error",
      "a foreign architecture needs qemu-user-static and binfmt-support (`python3 -m baseforge doctor`)"),
+    (r"unexpected HTTP status: 5\d\d|\b50[0-4] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)",
+     "the server failed on its side (HTTP 5xx; its own log says why): run the same command again later"),
     (r"manifest unknown|unauthorized|authentication required|denied: ",
      "check the registry URL, and the credentials in ~/.docker/config.json or REGISTRY_AUTH_FILE"),
 ))
@@ -72,7 +74,11 @@ FINDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNO
      "the host name {host} does not resolve"),
     (r"Could not connect to (?P<host>\S+?)(?: \(|:\d*\s|\s)|dial tcp (?P<host2>\S+?): connect: connection refused",
      "{host}: connection refused"),
+    (r"\bin (?P<where>[^\s:]+(?::\d+)?/[^\s:]+): (?P<what>unauthorized|authentication required|denied|"
+     r"invalid username/password)", "the registry refused access to {where}: {what}"),
     (r"(?P<what>unauthorized|authentication required|invalid username/password)", "the registry refused: {what}"),
+    (r"\bin (?P<where>[^\s:]+(?::\d+)?): received unexpected HTTP status: (?P<status>5\d\d[^\n\"]*)",
+     "the registry {where} failed on its side: HTTP {status}"),
 ))
 
 
