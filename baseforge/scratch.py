@@ -48,12 +48,19 @@ def owner_alive(marker: Path) -> bool:
     """True unless ``marker`` names a process of this host that is gone (a missing marker: unknown owner,
     so alive; a marker of another host: alive, we cannot see its processes)."""
     try:
-        data = json.loads(marker.read_text())
+        return alive(json.loads(marker.read_text()))
     except (OSError, ValueError):
         return True
+
+
+def alive(data: dict[str, object]) -> bool:
+    """Whether the owner :func:`owner` described as ``data`` may still run (see :func:`owner_alive`)."""
     if data.get("host") != socket.gethostname():
         return True
-    return start_time(int(data["pid"])) == data.get("start")
+    try:
+        return start_time(int(data["pid"])) == data.get("start")
+    except (KeyError, TypeError, ValueError):
+        return True
 
 
 @contextlib.contextmanager

@@ -355,7 +355,8 @@ def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path,
 @pytest.mark.e2e
 @pytest.mark.parametrize("rule, log", [("pack", "pack/busybox/bookworm/default/amd64.log"),
                                        ("image", "image/busybox/bookworm/default/amd64.log"),
-                                       ("load", "load/busybox/bookworm/default/amd64.log")])
+                                       ("load", "load/busybox/bookworm/default/amd64.log"),
+                                       ("smoketest", "smoketest/busybox/bookworm/default/amd64.log")])
 def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, workflow, clean_build, rule, log):
     work = make(workflow, tmp_path / "killed", config())
     workflow.run(work, RAW)  # the bootstrap is done; kill the run as soon as the step has started
@@ -363,6 +364,8 @@ def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, work
     workflow.run(work)
     assert images(work) == clean_build
     assert not leftovers(work)
+    assert not subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.baseforge.owner"], capture_output=True, text=True,
+                              check=True).stdout  # (a smoke test's container)
 
 
 @pytest.mark.e2e

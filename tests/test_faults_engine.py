@@ -142,3 +142,32 @@ def test_a_socket_this_user_may_not_use_is_named(tmp_path):
     assert proc.returncode != 0
     assert (f"no Docker Engine answers at unix://{where}/docker.sock: permission denied on its socket\n"
             "  hint: whoever may use a Docker socket is root on the host") in proc.stderr, proc.stderr[-2000:]
+
+
+def test_containers_of_killed_jobs_are_removed_by_the_next_run_live_ones_kept(engine):
+    import io
+    import tarfile
+
+    import docker
+
+    from baseforge import engine as bfengine
+    from baseforge import scratch
+
+    client = docker.DockerClient(base_url=engine, version="auto")
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tf:
+        tf.addfile(tarfile.TarInfo("empty"), io.BytesIO(b""))
+    image = client.api.import_image_from_data(data.getvalue(), repository="bf-faults-stale", tag="x")
+    image = json.loads(image.strip().splitlines()[-1])["status"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = client.containers.create(image, command=["x"], labels={
+        bfengine.OWNER_LABEL: json.dumps({**scratch.owner(), "pid": dead.pid, "start": 1})})
+    live = bfengine.create(client, image, command=["x"])
+    try:
+        assert bfengine.remove_stale_containers() == ["removed 1 container a killed job left in the engine"]
+        ids = {c.id for c in client.containers.list(all=True)}
+        assert killed.id not in ids and live.id in ids
+    finally:
+        live.remove(force=True)
+        client.images.remove(image, force=True)
