@@ -36,7 +36,7 @@ LOGFMT = re.compile(r'^time="[^"]*" level=\w+ msg="((?:[^"\\]|\\.)*)"$')
 #: (what the output says, what to do): the first cause that matches gives the hint
 CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE), h) for p, h in (
     (r"no space left on device|\[errno 28\]|disk quota exceeded",
-     "free space there (or point BASEFORGE_TMPDIR at a larger scratch directory), then run the same command again"),
+     "free space there (df -h; df -i for inodes), or point BASEFORGE_TMPDIR at a larger scratch directory, then run the same command again"),
     (r"connection refused|could not connect|failed to connect|connection reset|network is unreachable|"
      r"temporary failure resolving|could not resolve|name or service not known|timed out|no route to host",
      "a server is not reachable: check that it runs and that its URL in the config (mirrors:, registry:) "
@@ -153,7 +153,10 @@ def space(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             seen.add(dev)
             mount = mount_point(path)
             where = f" (file system mounted at {mount})" if mount != path else ""
-            out.append(f"{path}: {human(usage.free)} free of {human(usage.total)}{where}")
+            inodes = os.statvfs(path)
+            # (no space left while bytes are free: out of inodes, which df -i shows)
+            files = f", no inodes free of {inodes.f_files}" if inodes.f_files and not inodes.f_favail else ""
+            out.append(f"{path}: {human(usage.free)} free of {human(usage.total)}{files}{where}")
     return out
 
 
@@ -207,6 +210,8 @@ def describe(err: BaseException, paths: Sequence[str | os.PathLike[str]] = ()) -
         hint = cause_hint(text) or "the full traceback is in the log"
         if err.errno in (errno.EACCES, errno.EPERM):
             hint = "baseforge needs write access there (and root, or subordinate uids for a rootless bootstrap)"
+        elif err.errno == errno.EROFS:
+            hint = "that file system is mounted read-only: build on a writable one (or remount it read-write)"
     else:
         message = f"unexpected {type(err).__name__}: {err}"
         hint, text = "this is a bug in baseforge: the traceback is in the log; please report it", str(err)

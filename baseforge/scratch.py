@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import paths
+from .errors import BaseforgeError
 
 
 MARKER = ".baseforge-owner"
@@ -222,6 +223,23 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
         notes.append(f"removed {removed} scratch tree{'s' if removed > 1 else ''} a killed job left ({shown})")
     notes += [f"left scratch of a killed job: {why}" for why in failed]
     return notes
+
+
+def check_writable(workdir: Path) -> None:
+    """Refuse a run that could not write its outputs (a read-only mount or no permission on build/, one of
+    its folders, results/ or logs/), before any job: Snakemake would fail creating an output's folder."""
+    build = workdir / paths.BUILD
+    dirs = [build, workdir / paths.RESULTS, workdir / "logs", workdir / ".snakemake"]
+    dirs += sorted(d for d in build.iterdir() if d.is_dir()) if build.is_dir() else []
+    problems = []
+    for d in dirs:
+        probe = d if d.exists() else d.parent
+        if not os.access(probe, os.W_OK):
+            read_only = os.statvfs(probe).f_flag & os.ST_RDONLY
+            problems.append(f"{probe}: {'read-only file system' if read_only else 'not writable by this user'}")
+    if problems:
+        raise BaseforgeError("the run cannot write its outputs:\n    " + "\n    ".join(dict.fromkeys(problems)),
+                             hint="remount it read-write, or fix its permissions (or run in a writable clone)")
 
 
 def isolation() -> list[str]:

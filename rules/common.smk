@@ -65,6 +65,11 @@ RUN_START = time.time()
 if workflow.is_main_process and not dry_run():
     for note in bfscratch.recover(Path.cwd()) + bfengine.remove_stale_containers():
         sys.stderr.write(f"baseforge: {note}\n")
+    try:
+        bfscratch.check_writable(Path.cwd())
+    except BaseforgeError as err:
+        sys.stderr.write(f"baseforge: {err}\n")
+        sys.exit(1)
 
 try:
     PLAN = bfconfig.plan(config, Path.cwd())
