@@ -29,7 +29,7 @@ def test_a_read_only_build_directory_is_refused_before_any_job(tmp_path, workflo
 
 @pytest.mark.e2e
 @root_only
-def test_a_file_system_out_of_inodes_says_so(tmp_path, workflow, tmpfs):
+def test_a_file_system_out_of_inodes_says_so(tmp_path, workflow):
     work = make(workflow, tmp_path / "w", config(epoch="1700000000"))
     workflow.run(work, RAW)
     rootfs = work / "build/rootfs"
