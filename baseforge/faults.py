@@ -44,6 +44,9 @@ CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORE
     (r"unable to locate package|has no installation candidate|is not available, but is referred to|"
      r"no package \S+ available|no match for argument",
      "a package name is wrong for this release and architecture: fix packages: in the config"),
+    (r"creating signature|gpg: signing failed|bad passphrase|no secret key",
+     "check registry.sign: the key (gpg: a fingerprint of a secret key in gnupg_home, or sigstore_key) and its "
+     "passphrase_file"),
     (r"NO_PUBKEY|signature|not signed|KEYEXPIRED|BADSIG|not trusted",
      "the repository's signature does not verify: check keyrings: and the mirror"),
     (r"hash sum mismatch|hashes do not match|unexpected size",
@@ -67,7 +70,7 @@ FINDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNO
     (r"GPG error: (?P<url>\S+) (?P<suite>\S+) (?:In)?Release\b|repository '(?P<url2>\S+) (?P<suite2>\S+) (?:In)?Release' is not signed",
      "signature verification failed for suite {suite} of the mirror {url}"),
     (r"GPG check FAILED|BADSIG|bad signature", "signature verification failed"),
-    (r"gpg: signing failed: (?P<why>.+)$", "signing failed: {why}"),
+    (r"gpg: signing failed: (?P<why>.+)$|creating signature: (?P<why2>.+)$", "signing failed: {why}"),
     (r"Failed to fetch (?P<url>\S+)\s+Hash Sum mismatch", "{url} does not match the checksum of the mirror's index"),
     (r"Failed to fetch (?P<url>\S+)\s+404\b", "{url}: 404 Not Found"),
     (r"(?:Could not resolve|Temporary failure resolving) '(?P<host>[^']+)'|lookup (?P<host2>[^\s:]+)(?: on \S+)?: no such host",
@@ -85,6 +88,7 @@ FINDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNO
 def finding(text: str) -> str | None:
     """The cause of a tool's failure in a few words, naming what it is about (mirror and suite, URL, host),
     read from its output; None when no known cause shows."""
+    text = plain(text)
     for pattern, headline in FINDINGS:
         m = pattern.search(text)
         if m:
@@ -116,13 +120,18 @@ def signal_name(number: int) -> str:
 
 def error_lines(text: str, limit: int = 5) -> list[str]:
     """The last ``limit`` distinct error-looking lines of ``text`` (else its last non-empty lines)."""
-    lines = [LOGFMT.sub(lambda m: m.group(1).replace('\\"', '"'), ANSI.sub("", line).strip())
-             for line in text.replace("\r", "\n").splitlines()]
+    lines = plain(text).splitlines()
     # Go tools chain their errors ("copying: pinging registry: dial tcp …: connection refused"): the end
     # is the cause
     lines = [line if len(line) <= 300 else "…" + line[-300:] for line in lines if line]
     picked = [line for line in lines if ERROR_LINE.search(line)] or lines[-3:]
     return list(dict.fromkeys(reversed(picked)))[:limit][::-1]
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colours, and a logrus line as its message (``msg="…"`` unquoted)."""
+    return "\n".join(LOGFMT.sub(lambda m: m.group(1).replace('\\"', '"'), ANSI.sub("", line).strip())
+                     for line in text.replace("\r", "\n").splitlines())
 
 
 def cause_hint(text: str) -> str | None:

@@ -146,11 +146,14 @@ FINDINGS = [
     ('time="2024-01-01T00:00:00Z" level=fatal msg="copying image 1/1 from manifest list: writing blob: initiating layer upload '
      'to /v2/faults/busybox/blobs/uploads/ in 127.0.0.1:9: received unexpected HTTP status: 500 Internal Server Error"',
      "the registry 127.0.0.1:9 failed on its side: HTTP 500 Internal Server Error", "HTTP 5xx"),
-    ("gpg: signing failed: Bad passphrase\n", "signing failed: Bad passphrase", None),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="creating signature: key \\"0123ABCD\\" not found"',
+     'signing failed: key "0123ABCD" not found', "check registry.sign"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="creating signature: signing data: Bad passphrase"',
+     "signing failed: signing data: Bad passphrase", "passphrase_file"),
 ]
 
 
-@pytest.mark.parametrize("output, headline, hint", FINDINGS, ids=["signature", "checksum", "404", "dns", "refused", "401", "500", "passphrase"])
+@pytest.mark.parametrize("output, headline, hint", FINDINGS, ids=["signature", "checksum", "404", "dns", "refused", "401", "500", "no-key", "passphrase"])
 def test_a_tools_failure_is_headed_by_its_cause_naming_what_it_is_about(output, headline, hint):
     err = faults.ToolError("mmdebstrap", 25, output)
     assert err.message.startswith(f"mmdebstrap exited with code 25: {headline}\n    "), err.message
