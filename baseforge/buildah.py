@@ -30,7 +30,7 @@ from .appgraph import with_tag
 from .manifest import write_sbom
 from .ocilayout import A_REF_NAME, BLOB_DIRS, MEDIA_INDEX, MEDIA_MANIFEST, blob_path, digest, dumps, tarinfo
 from .ociread import read
-from .run import atomic_file, run, step, write_json
+from .run import atomic_file, prefixed, run, step, write_json
 from .spec import ImageMeta
 
 
@@ -58,7 +58,8 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
     and its SBOM (the dpkg status of its tree)."""
     meta = ImageMeta.from_dict(app["meta"])
     out = Path(archive)
-    with scratch.owned_dir(out.resolve().parent, ".buildah-") as root:
+    # (buildah dies with the job, so a killed job's .buildah-* tree is free to go at the next run)
+    with scratch.owned_dir(out.resolve().parent, ".buildah-") as root, prefixed(scratch.dies_with_job()):
         if base_archive:
             with step(f"buildah: base {base_archive} as {', '.join(app.get('base_tags', []))}"):
                 image_id = run([*storage(root), "pull", "-q", f"oci-archive:{Path(base_archive).resolve()}"],

@@ -248,7 +248,12 @@ def isolation() -> list[str]:
     (``--kill-child``: when it goes, the kernel kills every process it started) and mount namespace with
     private propagation, so what it mounts in its tree (proc, sys, dev, a bind of /dev/shm) is dropped by
     the kernel when it ends, however it ends (a rootless mmdebstrap makes its own namespaces)."""
-    prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+    prefix = dies_with_job()
     if os.geteuid() == 0 and shutil.which("unshare"):
         prefix += ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--"]
     return prefix
+
+
+def dies_with_job() -> list[str]:
+    """The argv prefix that kills a command when the job that started it dies (even by SIGKILL)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
