@@ -85,6 +85,8 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
         raise BaseforgeError(f"config {where}: {error.message}", hint="a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -")
     description = error.schema.get("description")
     message = error.message
+    if error.validator in ("anyOf", "oneOf"):
+        message = f"{error.instance!r} is not allowed here"
     if error.validator == "type":
         wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
         message = f"{error.instance!r} is {YAML_TYPES.get(type(error.instance).__name__, 'a value')}, it must be " + \

@@ -248,3 +248,13 @@ def test_baseforge_check_names_file_line_and_column_of_a_configfile_mistake(tmp_
     (tmp_path / "mine.yaml").write_text(BUSYBOX)
     proc = run("mine.yaml")
     assert proc.returncode == 0 and proc.stdout == "baseforge: mine.yaml: the config is valid (1 images, 0 apps)\n", proc.stderr
+
+
+def test_a_bad_value_given_with_config_on_the_command_line_is_refused_before_any_job(tmp_path, workflow):
+    work = workflow.make(tmp_path / "w", BUSYBOX)
+    proc = workflow.run(work, "-n", "--config", "epoch=yesterday", check=False)
+    assert proc.returncode == 1
+    assert ("baseforge: config epoch: 'yesterday' is not allowed here\n"
+            "  hint: SOURCE_DATE_EPOCH, or \"release\" for the Date of the suite's Release file") in proc.stderr
+    proc = workflow.run(work, "-n", "--config", "namspace=x", check=False)
+    assert proc.returncode == 1 and "baseforge: config (top level): unknown key 'namspace' (did you mean 'namespace'?)" in proc.stderr
