@@ -74,3 +74,18 @@ def test_a_corrupt_or_missing_package_names_its_url(tmp_path, mirror, keys, brea
     text = failure(url, keys["good"], tmp_path)
     assert first_line(text).endswith(f"{url}/pool/main/{deb.name}{'' if says.startswith(':') else ' '}{says}"), text
     assert f"hint: {hint}" in text
+
+
+@pytest.mark.e2e
+def test_a_mirror_whose_name_does_not_resolve_is_named(tmp_path, workflow):
+    from test_faults import RAW, assert_named, config, leftovers, make
+
+    dead = "http://mirror.example.invalid"  # .invalid never resolves (RFC 2606)
+    work = make(workflow, tmp_path / "w", config(f"mirrors: {{archive: {dead}/debian, security: {dead}/debian-security}}\n",
+                                                 epoch="1700000000"))
+    proc = workflow.run(work, RAW, check=False, env={"BASEFORGE_TMPDIR": str(tmp_path / "scratch")})
+    assert_named(proc, "bootstrap busybox/bookworm/amd64/minbase failed: mmdebstrap exited with code 25: "
+                       "the host name mirror.example.invalid does not resolve", "hint: a server is not reachable")
+    assert "  - bootstrap busybox/bookworm/amd64/minbase: mmdebstrap exited with code 25: the host name " \
+           "mirror.example.invalid does not resolve\n    log: .baseforge/failures/" in proc.stderr
+    assert not leftovers(work) and not list((tmp_path / "scratch").iterdir())
