@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shlex
-import tempfile
 from pathlib import Path
 
 from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache
@@ -40,7 +39,7 @@ def resolve(img, workdir: Path) -> Lock:
         return lockrpm.resolve(img, workdir)
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
+    with bootstrap.isolated(scratch, ".lock-") as tmp:  # (as a bootstrap: a killed lock leaves nothing for long)
         out, incoming = Path(tmp) / "out", Path(tmp) / "debs"
         out.mkdir()
         incoming.mkdir()

@@ -191,9 +191,10 @@ def stale_scratch(roots: list[Path], build: Path, build_idle: bool) -> list[Path
             if (tree / MARKER).exists() and not owner_alive(tree / MARKER):
                 out.append(tree)
         out += [t for pattern in FOREIGN for t in root.glob(pattern) if t.is_dir() and not t.is_symlink() and not in_use(t)]
-    if build.is_dir():  # every marked work directory (bootstrap, app, packages, buildah, OCI blobs …) of a dead job
-        dead = [m.parent for m in build.rglob(MARKER) if not owner_alive(m)]
-        out += [t for t in dead if not any(d in t.parents for d in dead)]
+    # every marked work directory (bootstrap, app, packages, buildah, OCI blobs, baseforge lock …) of a dead job
+    dead = [m.parent for d in (build, build.parent / ".baseforge") if d.is_dir() for m in d.rglob(MARKER) if not owner_alive(m)]
+    out += [t for t in dead if not any(d in t.parents for d in dead)]
+    if build.is_dir():
         if build_idle:
             out += [t for t in build.rglob(".bootstrap-*") if t.is_dir() and not (t / MARKER).exists()]
     if build_idle:  # atomic writes' temporary files (baseforge.run.atomic_file) of the build and its summary
