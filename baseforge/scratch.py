@@ -64,6 +64,14 @@ def alive(data: dict[str, object]) -> bool:
         return True
 
 
+def marked(tree: Path) -> bool:
+    """``tree`` carries an owner marker we can read (another user's private tree: not ours to judge)."""
+    try:
+        return (tree / MARKER).is_file() and os.access(tree / MARKER, os.R_OK)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def owned_dir(parent: Path | str, prefix: str, mode: int = 0o755) -> Iterator[Path]:
     """A new directory in ``parent`` with an owner marker, removed (safely) when the block ends."""
@@ -188,7 +196,7 @@ def stale_scratch(roots: list[Path], build: Path, build_idle: bool) -> list[Path
     out = []
     for root in roots:
         for tree in root.glob("baseforge-*"):
-            if (tree / MARKER).exists() and not owner_alive(tree / MARKER):
+            if marked(tree) and not owner_alive(tree / MARKER):
                 out.append(tree)
         out += [t for pattern in FOREIGN for t in root.glob(pattern) if t.is_dir() and not t.is_symlink() and not in_use(t)]
     # every marked work directory (bootstrap, app, packages, buildah, OCI blobs, baseforge lock …) of a dead job

@@ -228,3 +228,26 @@ def test_an_apps_sandbox_scratch_is_marked(monkeypatch, tmp_path):
         assert json.loads((box / scratch.MARKER).read_text())["pid"] == os.getpid()
         assert (box.stat().st_mode & 0o777) == 0o700
     assert not box.exists()
+
+
+@root_only
+def test_another_users_private_scratch_is_left_alone_without_failing():
+    # a 0700 tree of root's (an app build's sandbox scratch) in the shared /tmp, seen by an ordinary user
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="bf-shared-", dir="/tmp"))  # (pytest's tmp_path is root's only)
+    try:
+        base.chmod(0o755)
+        private = tree(base, "baseforge-app-private", dead_pid(), 1)
+        private.chmod(0o700)
+        (base / "work/build").mkdir(parents=True)
+        code = (f"from pathlib import Path; from baseforge import scratch; "
+                f"print(scratch.recover(Path({str(base / 'work')!r}), roots=[Path({str(base)!r})]))")
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                              capture_output=True, text=True, cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert proc.returncode == 0 and proc.stdout == "[]\n", proc.stderr[-2000:]
+        assert private.exists()
+    finally:
+        shutil.rmtree(base)
