@@ -7,7 +7,7 @@ from snakemake.utils import min_version
 from baseforge import configfile as bfconfigfile
 from baseforge import console
 from baseforge.faults import summary as failure_summary
-from baseforge.run import cancel_idle_timers
+from baseforge.run import cancel_idle_timers, keep_interrupts
 
 min_version("9.0")
 
@@ -41,8 +41,10 @@ rule all:
 
 
 # a run ends with the image table (results/images.json), a run with nothing to do too (baseforge.console)
+# Ctrl-C stops the run whenever it comes (baseforge.run.keep_interrupts)
 if workflow.is_main_process:
     console.on_nothing_to_do(logger, NOTHING_TO_BE_DONE_MSG)
+    keep_interrupts()
 
 
 # the run is over: do not wait for the scheduler's rate-limit timers before exiting (baseforge.run)

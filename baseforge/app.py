@@ -12,12 +12,11 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import sandbox
+from . import sandbox, scratch
 from .errors import BaseforgeError
 from .layers import OPAQUE, WHITEOUT
 from .manifest import DPKG_STATUS, DPKG_STATUS_D, Package, parse_dpkg_status, write_sbom
@@ -107,7 +106,7 @@ def write_app(app: dict[str, Any], base_archive: str | None, archive: str, info:
     ``below``: layers that go between the base and the app's files (its packages, baseforge.app_packages)."""
     meta = ImageMeta.from_dict(app["meta"])
     context = Path(app["context"]) if app.get("context") else None
-    with tempfile.TemporaryDirectory(prefix=".app-", dir=Path(archive).resolve().parent) as tmp, sandbox.scratch() as box:
+    with scratch.owned_dir(Path(archive).resolve().parent, ".app-") as tmp, sandbox.scratch() as box:
         work, out = box / "context", box / "out"
         out.mkdir()
         if context:

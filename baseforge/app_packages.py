@@ -13,11 +13,10 @@ writer on top of the base's exact layers. The install runs as root in the chroot
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, layers, lockbuild, pack, pkgcache, trust
+from . import bootstrap, layers, lockbuild, pack, pkgcache, scratch, trust
 from .app import check_pins, write_declarative
 from .bootstrap.mmdebstrap import environment
 from .run import run, step
@@ -84,8 +83,10 @@ def write_with_packages(app: dict[str, Any], root_cell: dict[str, Any], base_arc
                         sbom: str, threads: int | None = None) -> None:
     """Rule app_image for an app with packages: the packages layer, then the app's files, image and SBOM."""
     check_pins(app, base_archive)
-    with tempfile.TemporaryDirectory(prefix=".pkgs-", dir=Path(archive).resolve().parent) as tmp:
-        layer = Path(tmp) / "packages.tar"
+    with scratch.owned_dir(Path(archive).resolve().parent, ".pkgs-") as tmp:
+        layer = tmp / "packages.tar"
         locked = {k: app[k] for k in ("lock", "lock_key", "snapshot")} if app.get("lock") else None
-        package_layer(app["packages"], root_cell, Path(base_archive), layer, Path(tmp), locked)
+        # mmdebstrap mounts in its tree: its commands in private namespaces, killed with the job
+        with bootstrap.isolated(tmp, "install-") as work:
+            package_layer(app["packages"], root_cell, Path(base_archive), layer, work, locked)
         write_declarative(app, base_archive, archive, info, sbom, below=[layer], threads=threads)

@@ -20,19 +20,18 @@ import gzip
 import io
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import paths, trust
+from . import paths, scratch, trust
 from .app import copy_context, installed
 from .appgraph import with_tag
 from .dockerfile import split_digest
 from .manifest import write_sbom
 from .ocilayout import A_REF_NAME, BLOB_DIRS, MEDIA_INDEX, MEDIA_MANIFEST, blob_path, digest, dumps, tarinfo
 from .ociread import check_pinned, read
-from .run import atomic_file, run, step, write_json
+from .run import atomic_file, prefixed, run, step, write_json
 from .spec import ImageMeta
 
 
@@ -62,8 +61,8 @@ def build_dockerfile_app(app: dict[str, Any], base_archive: str | None, archive:
     reference's base in build/); write its OCI archive and its SBOM (the dpkg status of its tree)."""
     meta = ImageMeta.from_dict(app["meta"])
     out = Path(archive)
-    with tempfile.TemporaryDirectory(prefix=".buildah-", dir=out.resolve().parent) as tmp:
-        root = Path(tmp)
+    # (buildah dies with the job, so a killed job's .buildah-* tree is free to go at the next run)
+    with scratch.owned_dir(out.resolve().parent, ".buildah-") as root, prefixed(scratch.dies_with_job()):
         for path, refs in _by_archive(app, archives).items():
             with step(f"buildah: {path} as {', '.join(refs)}"):
                 image_id = run([*storage(root), "pull", "-q", f"oci-archive:{Path(path).resolve()}"],

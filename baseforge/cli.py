@@ -25,7 +25,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         url = daemon.start(STATE / "engine", RUN_DIR)
         print(f"export DOCKER_HOST={url}")
     elif args.action == "stop":
-        daemon.stop(RUN_DIR)
+        daemon.stop(RUN_DIR, STATE / "engine")
     else:
         print(f"export DOCKER_HOST={engine.host()}" if daemon.answers(engine.host()) else "no engine answers")
     return 0
@@ -50,6 +50,27 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return command(Path(args.config), args.cells, workdir=Path.cwd(), mode=mode)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check config files as a run would (strict YAML, schema, plan, mirrors) without Snakemake, which reads
+    ``--configfile`` files itself before baseforge can and says only "Config file is not valid JSON or YAML"."""
+    from . import config
+
+    merged: dict = {}
+    for path in args.files:
+        merged = merge(merged, config.load(Path(path)))
+    plan = config.plan(merged, Path.cwd())
+    print(f"baseforge: {', '.join(args.files)}: the config is valid ({len(plan.images)} images, {len(plan.apps)} apps)")
+    return 0
+
+
+def merge(base: dict, new: dict) -> dict:
+    """``new`` over ``base``, mappings merged key by key (as Snakemake merges several config files)."""
+    out = dict(base)
+    for key, value in new.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baseforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--check", action="store_true", help="write nothing; exit 1 and print what moved")
     how.add_argument("--update", action="store_true", help="rewrite existing locks too")
     p.set_defaults(func=cmd_lock)
+    p = sub.add_parser("check", help="check config files (file, line and column of a YAML mistake; the schema; the mirrors)")
+    p.add_argument("files", nargs="*", default=["config/config.yaml"], help="the files given to --configfile, in that order")
+    p.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)
     setup_logging()
     try:

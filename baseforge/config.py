@@ -7,6 +7,7 @@ before any job runs.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -77,19 +78,42 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
                              hint=error.schema.get("description") or trust.URL_HINT)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        raise BaseforgeError(f"config {where}: {error.message}", hint=f"allowed keys here: {', '.join(allowed)}")
+        unknown = [k for k in error.instance if k not in allowed]
+        raise BaseforgeError(f"config {where}: unknown key {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], allowed)}",
+                             hint=f"allowed keys here: {', '.join(allowed)}")
     if error.validator == "pattern" and re.search(r"\.(packages|distroless)\[\d+\]$", where):
         raise BaseforgeError(f"config {where}: {error.instance!r} is not a package name",
                              hint=preflight.package_hint(config, list(error.absolute_path)))
     if error.validator == "pattern" and ("tags" in where or "aliases" in where):
         raise BaseforgeError(f"config {where}: {error.message}", hint="a tag is 1-128 of [A-Za-z0-9_.-], not starting with . or -")
     description = error.schema.get("description")
-    raise BaseforgeError(f"config {where}: {error.message}", hint=description or "see the config reference in README.md")
+    message = error.message
+    if error.validator in ("anyOf", "oneOf"):
+        message = f"{error.instance!r} is not allowed here"
+    if error.validator == "type":
+        wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        message = f"{error.instance!r} is {YAML_TYPES.get(type(error.instance).__name__, 'a value')}, it must be " + \
+            " or ".join(TYPE_NAMES.get(t, t) for t in wanted)
+    raise BaseforgeError(f"config {where}: {message}", hint=description or "see the config reference in config/README.md")
+
+
+def did_you_mean(word: Any, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a misspelt ``word``, else ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+#: JSON Schema types, and Python's types of what YAML gave, as a config's reader calls them
+TYPE_NAMES = {"array": "a list ([a, b] or one '- item' per line)", "object": "a mapping (key: value)", "string": "a string",
+              "boolean": "true or false", "integer": "a whole number", "number": "a number", "null": "null"}
+YAML_TYPES = {"list": "a list", "dict": "a mapping", "str": "a string", "bool": "true/false", "int": "a number",
+              "float": "a number", "NoneType": "empty (null)"}
 
 
 def check_choice(value: str, allowed: Any, where: str, what: str) -> None:
     if value not in allowed:
-        raise BaseforgeError(f"config {where}: unknown {what} {value!r}", hint=f"allowed: {', '.join(map(str, allowed))}")
+        raise BaseforgeError(f"config {where}: unknown {what} {value!r}{did_you_mean(value, allowed)}",
+                             hint=f"allowed: {', '.join(map(str, allowed))}")
 
 
 def _variants(spec: dict[str, Any], preset: distro.Distro, where: str) -> list[dict[str, Any]]:

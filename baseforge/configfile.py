@@ -64,8 +64,8 @@ def load(path: Path | str) -> dict[str, Any]:
         raise BaseforgeError(f"{path} is not valid YAML: {err}") from None
     finally:
         loader.dispose()
-    if data is None:
-        return {}
+    if data is None:  # (Snakemake refuses it too, without naming it)
+        raise BaseforgeError(f"{path} is empty", hint="a config needs at least images: (see config/config.yaml)")
     if not isinstance(data, dict):
         raise BaseforgeError(f"{path}: the config must be a mapping (namespace:, images:, …), not a {type(data).__name__}")
     return data

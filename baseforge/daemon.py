@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 
+from . import scratch
 from .errors import BaseforgeError
 
 
@@ -42,6 +43,7 @@ def start(data_root: Path, run_dir: Path, timeout: float = 60, group: str | None
     url = f"unix://{run_dir / 'docker.sock'}"
     if answers(url):
         return url
+    clear_stale(run_dir, data_root / "data")
     log = open(data_root / "dockerd.log", "ab")
     subprocess.Popen(
         ["dockerd", f"--data-root={data_root / 'data'}", f"--exec-root={run_dir / 'exec'}", f"--host={url}",
@@ -58,20 +60,63 @@ def start(data_root: Path, run_dir: Path, timeout: float = 60, group: str | None
     raise BaseforgeError("the private dockerd did not answer within %ds:\n    %s" % (timeout, "\n    ".join(tail)))
 
 
-def stop(run_dir: Path, timeout: float = 30) -> None:
-    pidfile = run_dir / "dockerd.pid"
-    if not pidfile.exists():
-        return
-    pid = int(pidfile.read_text().strip() or 0)
+def alive(pid: int, run_dir: Path) -> bool:
+    """``pid`` runs, and is a process of the engine in ``run_dir`` (its command line names it)."""
     try:
+        return str(run_dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def clear_stale(run_dir: Path, data: Path | None = None, timeout: float = 15) -> None:
+    """What a killed dockerd leaves in ``run_dir`` that stops the next one from starting: its containerd,
+    orphaned (the next dockerd finds it running and waits for a socket it already closed), and pid files;
+    and its bind mount of its data root ``data`` onto itself (the next one would mount another on top)."""
+    dockerd, containerd = run_dir / "dockerd.pid", run_dir / "exec/containerd/containerd.pid"
+    pids = {}
+    for pidfile in (dockerd, containerd):
+        try:
+            pids[pidfile] = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            pass
+    if dockerd in pids and alive(pids[dockerd], run_dir):
+        return  # a dockerd of ours runs (starting, or not answering): leave it be
+    if containerd in pids and alive(pids[containerd], run_dir):
+        os.kill(pids[containerd], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pids[containerd], run_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if alive(pids[containerd], run_dir):
+            os.kill(pids[containerd], signal.SIGKILL)
+    for pidfile in pids:
+        pidfile.unlink(missing_ok=True)
+    while data is not None and mounted(data):  # (a bind of the same file system: os.path.ismount cannot tell)
+        if subprocess.run(["umount", "--lazy", str(data)], capture_output=True, check=False).returncode:
+            break
+
+
+def mounted(path: Path) -> bool:
+    return Path(os.path.realpath(path)) in scratch.mount_points(Path(os.path.realpath(path)))
+
+
+def stop(run_dir: Path, data_root: Path | None = None, timeout: float = 30) -> None:
+    """Stop the dockerd of ``run_dir`` (SIGTERM, then SIGKILL after ``timeout``); with ``data_root``, also
+    remove what it leaves (:func:`clear_stale`: its bind mount of the data root)."""
+    pidfile = run_dir / "dockerd.pid"
+    try:
+        pid = int(pidfile.read_text().strip() or 0)
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    except (OSError, ValueError):
+        pid = 0
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while pid and time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            break
         time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
+    else:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+    clear_stale(run_dir, data_root / "data" if data_root else None)

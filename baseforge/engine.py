@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import oci
+from . import faults, oci, scratch
 from .errors import BaseforgeError
 from .host import docker_host as host  # the engine's address (a failed job's paragraph reads it there too)
 from .ocilayout import image_labels
@@ -29,8 +29,15 @@ def connect(timeout: int = 900) -> docker.DockerClient:
         client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
         client.ping()
     except (docker.errors.DockerException, OSError) as err:
+        why = faults.root_cause(err)
+        if isinstance(why, PermissionError):
+            raise BaseforgeError(
+                f"no Docker Engine answers at {url}: permission denied on its socket",
+                hint="whoever may use a Docker socket is root on the host: run as root, or as a member of the "
+                "socket's group (tools/engine start with BASEFORGE_ENGINE_GROUP=<group>)") from None
+        what = {FileNotFoundError: "no socket there (no engine runs)", ConnectionRefusedError: "connection refused (no engine listens)"}
         raise BaseforgeError(
-            f"no Docker Engine answers at {url} ({type(err).__name__})",
+            f"no Docker Engine answers at {url}: {what.get(type(why), f'{type(why).__name__}: {why}')}",
             hint="start one with `tools/engine start` (a private dockerd; it prints the export line), "
             "or point DOCKER_HOST at a running engine, e.g. export DOCKER_HOST=unix:///path/to/docker.sock",
         ) from None
@@ -113,9 +120,36 @@ class RunResult:
     stderr: str
 
 
+#: the label of every container baseforge makes: its owner (:func:`baseforge.scratch.owner`), so that the
+#: next run removes what a killed job left (:func:`remove_stale_containers`)
+OWNER_LABEL = "org.baseforge.owner"
+
+
+def create(client: docker.DockerClient, image: str, **kwargs: Any) -> Any:
+    """A container of ``image`` (no network), labelled with its owner."""
+    return client.containers.create(image, network_mode="none", labels={OWNER_LABEL: json.dumps(scratch.owner())}, **kwargs)
+
+
+def remove_stale_containers(timeout: int = 5) -> list[str]:
+    """Remove the containers of baseforge jobs that are dead (a smoke test killed mid-run); one line for the
+    console, or none. Nothing when no engine answers (a cluster node, no engine yet): a run that needs one says so."""
+    url = host()
+    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
+        return []
+    try:
+        client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
+        stale = [c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL})
+                 if not scratch.alive(json.loads(c.labels.get(OWNER_LABEL) or "{}"))]
+        for container in stale:
+            container.remove(force=True)
+    except (docker.errors.DockerException, OSError, ValueError):
+        return []
+    return [f"removed {len(stale)} container{'s' if len(stale) > 1 else ''} a killed job left in the engine"] if stale else []
+
+
 def run(client: docker.DockerClient, image: str, command: Any = None, entrypoint: Any = None) -> RunResult:
     """Run ``image`` once with no network and return what it printed."""
-    container = client.containers.create(image, command=command, entrypoint=entrypoint, network_mode="none", detach=True)
+    container = create(client, image, command=command, entrypoint=entrypoint, detach=True)
     try:
         container.start()
         status = container.wait(timeout=300)

@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import re
 import shlex
-import tempfile
 from pathlib import Path
 
 from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache
@@ -49,7 +48,7 @@ def resolve(img, workdir: Path, install: tuple[str, ...] = (), seen: dict | None
         return from_index(img, workdir, seen)
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
+    with bootstrap.isolated(scratch, ".lock-") as tmp:  # (as a bootstrap: a killed lock leaves nothing for long)
         out, incoming = Path(tmp) / "out", Path(tmp) / "debs"
         out.mkdir()
         incoming.mkdir()

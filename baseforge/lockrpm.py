@@ -19,7 +19,6 @@ import dataclasses
 import gzip
 import lzma
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,12 +79,13 @@ def _repo(cell, src: Source, cache: Path) -> tuple[Suite, dict]:
 
 def resolve(img, workdir: Path) -> Lock:
     """Bootstrap the cell of ``img`` with dnf and return its lock."""
+    from .bootstrap import isolated
     from .bootstrap.dnf import Dnf, rpmdb_path  # (bootstrap.dnf imports this module)
 
     cell = img.cell
     scratch = Path(workdir) / ".baseforge"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
+    with isolated(scratch, ".lock-") as tmp:  # (as a bootstrap: a killed lock leaves nothing for long)
         Dnf().bootstrap(cell, Path(tmp) / "rootfs.tar", Path(tmp))
         root = Path(tmp) / "rootfs"
         qf = "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n"

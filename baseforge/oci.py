@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import scratch
 from .epoch import rfc3339
 from .errors import BaseforgeError
 from .ocigzip import CHUNK, Layer, compress_layer
@@ -74,7 +74,7 @@ def write_image(out: Path, layers: Sequence[Path], meta: ImageMeta, base: Path |
     if not old and not layers:
         raise BaseforgeError(f"image {meta.title} has no layers", hint="give at least one layer tarball")
 
-    with atomic_file(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.blobs.") as blobdir:
+    with atomic_file(out) as tmp, scratch.owned_dir(out.parent, f".{out.name}.blobs.") as blobdir:
         new = []
         for path in layers:
             layer = compress_layer(path, Path(blobdir), level, threads)

@@ -162,10 +162,28 @@ def job(snakemake) -> Iterator[None]:  # noqa: ANN001 - the object Snakemake han
     except Exception as err:  # noqa: BLE001 - every failure gets its paragraph; the traceback goes to the log
         log.error("%s", err, exc_info=not isinstance(err, BaseforgeError))
         paths = [os.path.dirname(os.path.abspath(o)) for o in snakemake.output] + [os.environ.get("BASEFORGE_TMPDIR", "")]
-        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], logfile).encode())
-        with contextlib.suppress(OSError):
-            faults.record(snakemake.rule, cell, err)
+        kept = None
+        with contextlib.suppress(OSError):  # (a full disk: the paragraph still goes out)
+            kept = faults.record(snakemake.rule, cell, err, log=logfile)
+        os.write(console, faults.paragraph(snakemake.rule, cell, err, [p for p in paths if p], str(kept) if kept else logfile).encode())
         sys.exit(1)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: KeyboardInterrupt, wherever the main thread is (:func:`keep_interrupts`)."""
+    raise KeyboardInterrupt
+
+
+def keep_interrupts() -> None:
+    """Make Ctrl-C stop Snakemake's main process whenever it comes (the Snakefile calls it at parse time).
+
+    Snakemake runs parts of its scheduling in ``asyncio.Runner.run``, which replaces Python's own SIGINT
+    handler (only that one) for the time it runs with one that merely cancels its task, and a task that is
+    already done swallows the signal: a Ctrl-C that lands there (it does when a short job has just started)
+    is lost, and the run goes on to its end. A handler of our own, which raises as Python's does, is left
+    in place."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def cancel_idle_timers() -> int:

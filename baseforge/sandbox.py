@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .errors import BaseforgeError
 from .run import run
+from .scratch import owned_dir
 
 NOBODY = 65534
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -36,11 +37,8 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 def scratch() -> Iterator[Path]:
     """A private directory for the context copy and ``$OUT``, in the system's temporary directory (which
     nobody can reach, unlike a workflow directory under a 0700 home), removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="baseforge-app-"))
-    try:
+    with owned_dir(tempfile.gettempdir(), "baseforge-app-", mode=0o700) as path:  # (marked: see baseforge.scratch)
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def hidden(cwd: Path | None = None) -> list[str]:

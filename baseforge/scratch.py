@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import paths
+from .errors import BaseforgeError
 
 
 MARKER = ".baseforge-owner"
@@ -48,12 +49,27 @@ def owner_alive(marker: Path) -> bool:
     """True unless ``marker`` names a process of this host that is gone (a missing marker: unknown owner,
     so alive; a marker of another host: alive, we cannot see its processes)."""
     try:
-        data = json.loads(marker.read_text())
+        return alive(json.loads(marker.read_text()))
     except (OSError, ValueError):
         return True
+
+
+def alive(data: dict[str, object]) -> bool:
+    """Whether the owner :func:`owner` described as ``data`` may still run (see :func:`owner_alive`)."""
     if data.get("host") != socket.gethostname():
         return True
-    return start_time(int(data["pid"])) == data.get("start")
+    try:
+        return start_time(int(data["pid"])) == data.get("start")
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+def marked(tree: Path) -> bool:
+    """``tree`` carries an owner marker we can read (another user's private tree: not ours to judge)."""
+    try:
+        return (tree / MARKER).is_file() and os.access(tree / MARKER, os.R_OK)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -174,20 +190,21 @@ def scratch_roots() -> list[Path]:
 
 
 def stale_scratch(roots: list[Path], build: Path, build_idle: bool) -> list[Path]:
-    """Scratch trees a dead job left: marked trees whose owner is gone; when ``build_idle`` (no Snakemake
-    works in this directory) also unmarked ``.bootstrap-*`` trees and ``.*.tmp`` files under ``build``;
-    and unmarked mmdebstrap trees no live process uses."""
+    """Scratch trees a dead job left: marked trees (in ``roots`` and anywhere under ``build``) whose owner is
+    gone; when ``build_idle`` (no Snakemake works in this directory) also unmarked ``.bootstrap-*`` trees
+    and ``.*.tmp`` files under ``build``; and unmarked mmdebstrap trees no live process uses."""
     out = []
     for root in roots:
         for tree in root.glob("baseforge-*"):
-            if (tree / MARKER).exists() and not owner_alive(tree / MARKER):
+            if marked(tree) and not owner_alive(tree / MARKER):
                 out.append(tree)
         out += [t for pattern in FOREIGN for t in root.glob(pattern) if t.is_dir() and not t.is_symlink() and not in_use(t)]
+    # every marked work directory (bootstrap, app, packages, buildah, OCI blobs, baseforge lock …) of a dead job
+    dead = [m.parent for d in (build, build.parent / ".baseforge") if d.is_dir() for m in d.rglob(MARKER) if not owner_alive(m)]
+    out += [t for t in dead if not any(d in t.parents for d in dead)]
     if build.is_dir():
-        for tree in build.rglob(".bootstrap-*"):
-            marker = tree / MARKER
-            if (build_idle and not marker.exists()) or (marker.exists() and not owner_alive(marker)):
-                out.append(tree)
+        if build_idle:
+            out += [t for t in build.rglob(".bootstrap-*") if t.is_dir() and not (t / MARKER).exists()]
     if build_idle:  # atomic writes' temporary files (baseforge.run.atomic_file) of the build and its summary
         for outputs in (build, build.parent / paths.RESULTS):
             out += [f for f in outputs.rglob(".*.tmp") if f.is_file() or f.is_symlink()] if outputs.is_dir() else []
@@ -217,13 +234,35 @@ def recover(workdir: Path = Path("."), roots: list[Path] | None = None) -> list[
     return notes
 
 
+def check_writable(workdir: Path) -> None:
+    """Refuse a run that could not write its outputs (a read-only mount or no permission on build/, one of
+    its folders, results/ or logs/), before any job: Snakemake would fail creating an output's folder."""
+    build = workdir / paths.BUILD
+    dirs = [build, workdir / paths.RESULTS, workdir / "logs", workdir / ".snakemake"]
+    dirs += sorted(d for d in build.iterdir() if d.is_dir()) if build.is_dir() else []
+    problems = []
+    for d in dirs:
+        probe = d if d.exists() else d.parent
+        if not os.access(probe, os.W_OK):
+            read_only = os.statvfs(probe).f_flag & os.ST_RDONLY
+            problems.append(f"{probe}: {'read-only file system' if read_only else 'not writable by this user'}")
+    if problems:
+        raise BaseforgeError("the run cannot write its outputs:\n    " + "\n    ".join(dict.fromkeys(problems)),
+                             hint="remount it read-write, or fix its permissions (or run in a writable clone)")
+
+
 def isolation() -> list[str]:
     """The argv prefix for a bootstrapper's commands: killed with the job (``setpriv --pdeathsig KILL``: a
     command in its own process group does not get the job's signals); as root, in its own PID namespace
     (``--kill-child``: when it goes, the kernel kills every process it started) and mount namespace with
     private propagation, so what it mounts in its tree (proc, sys, dev, a bind of /dev/shm) is dropped by
     the kernel when it ends, however it ends (a rootless mmdebstrap makes its own namespaces)."""
-    prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+    prefix = dies_with_job()
     if os.geteuid() == 0 and shutil.which("unshare"):
         prefix += ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--"]
     return prefix
+
+
+def dies_with_job() -> list[str]:
+    """The argv prefix that kills a command when the job that started it dies (even by SIGKILL)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []

@@ -98,7 +98,7 @@ def _run(client: Any, image_id: str, name: str, command: Any) -> engine.RunResul
 
 def read_file(client: Any, image_id: str, path: str, hops: int = 8) -> bytes:
     """A regular file of an image, following symbolic links, without running anything in it."""
-    container = client.containers.create(image_id, command=["/nonexistent"], network_mode="none")
+    container = engine.create(client, image_id, command=["/nonexistent"])
     try:
         for _ in range(hops):
             stream, _ = container.get_archive(path)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from baseforge import codehash as bfcode
 from baseforge import config as bfconfig
+from baseforge import engine as bfengine
 from baseforge import paths
 from baseforge import report as bfreport
 from baseforge import scratch as bfscratch
@@ -58,11 +59,17 @@ def dry_run():
 
 
 # failures recorded from now on are this run's (the onerror summary); what a killed run left (its lock,
-# its scratch trees and mounts, its temporary files) is removed before anything else (baseforge.scratch)
+# its scratch trees and mounts, its temporary files, its containers) is removed before anything else
+# (baseforge.scratch, baseforge.engine)
 RUN_START = time.time()
 if workflow.is_main_process and not dry_run():
-    for note in bfscratch.recover(Path.cwd()):
+    for note in bfscratch.recover(Path.cwd()) + bfengine.remove_stale_containers():
         sys.stderr.write(f"baseforge: {note}\n")
+    try:
+        bfscratch.check_writable(Path.cwd())
+    except BaseforgeError as err:
+        sys.stderr.write(f"baseforge: {err}\n")
+        sys.exit(1)
 
 try:
     PLAN = bfconfig.plan(config, Path.cwd())

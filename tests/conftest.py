@@ -36,10 +36,11 @@ def engine(tmp_path_factory):
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         pytest.fail("no Docker Engine answers and a private dockerd cannot be started (needs root and docker.io)")
     run_dir = Path(tempfile.mkdtemp(prefix="bf-", dir="/tmp"))  # short: unix socket paths are limited
-    url = daemon.start(tmp_path_factory.mktemp("engine"), run_dir)  # root only, like the project's own engine
+    data = tmp_path_factory.mktemp("engine")
+    url = daemon.start(data, run_dir)  # root only, like the project's own engine
     os.environ["DOCKER_HOST"] = url
     yield url
-    daemon.stop(run_dir)
+    daemon.stop(run_dir, data)
     os.environ.pop("DOCKER_HOST", None)
     shutil.rmtree(run_dir, ignore_errors=True)
 

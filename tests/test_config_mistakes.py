@@ -180,3 +180,81 @@ def test_configfile_is_the_whole_matrix(tmp_path, workflow):
     (work / "mine.yaml").write_text(BUSYBOX + "  busybox:\n    releases: [trixie]\n")
     proc = workflow.run(work, "-n", "--configfile", "mine.yaml", check=False)
     assert proc.returncode == 1 and "baseforge: mine.yaml: key 'busybox' is given twice, on line 4 and on line 7" in proc.stderr
+
+
+MORE = [
+    ("an unknown top-level key", {"imagess": {}},
+     "config (top level): unknown key 'imagess' (did you mean 'images'?)\n"
+     "  hint: allowed keys here: apps, engine, epoch, images, mirrors, namespace, package_cache, registry"),
+    ("an unknown key of a registry", {"registry": {"url": "127.0.0.1:5000", "tls_verfy": False}},
+     "config registry: unknown key 'tls_verfy' (did you mean 'tls_verify'?)\n  hint: allowed keys here: sign, tls_verify, url"),
+    ("an unknown key of a variant", {"images": {"debian": {"releases": ["bookworm"], "variants": [{"name": "web", "pakages": ["curl"]}]}}},
+     "config images.debian.variants[0]: unknown key 'pakages' (did you mean 'packages'?)\n"
+     "  hint: allowed keys here: bootstrap_variant, checks, distroless, name, packages, slim"),
+    ("a release typo", {"images": {"debian": {"releases": ["bookwrom"]}}},
+     "config images.debian.releases[0]: unknown release of debian 'bookwrom' (did you mean 'bookworm'?)\n"
+     "  hint: allowed: buster, bullseye, bookworm, trixie, forky, sid, unstable, testing, stable, oldstable"),
+    ("an unknown bootstrapper", {"images": {"debian": {"releases": ["bookworm"], "bootstrapper": "debootstrp"}}},
+     "config images.debian.bootstrapper: unknown bootstrapper for debian 'debootstrp' (did you mean 'debootstrap'?)\n"
+     "  hint: allowed: mmdebstrap, debootstrap"),
+    ("a string for a list", {"images": {"debian": {"releases": "bookworm"}}},
+     "config images.debian.releases: 'bookworm' is a string, it must be a list ([a, b] or one '- item' per line)\n"
+     "  hint: see the config reference in config/README.md"),
+    ("a string for a boolean", {"images": {"debian": {"releases": ["bookworm"], "layer_variants": "yes"}}},
+     "config images.debian.layer_variants: 'yes' is a string, it must be true or false\n"
+     "  hint: a variant that only adds packages is bootstrapped on top of the smaller bootstrap of its release (mmdebstrap); "
+     "false: every variant from scratch"),
+    ("a list for a mapping", {"images": ["debian"]},
+     "config images: ['debian'] is a list, it must be a mapping (key: value)\n  hint: see the config reference in config/README.md"),
+    ("an empty list", {"images": {"debian": {"releases": ["bookworm"], "architectures": []}}},
+     "config images.debian.architectures: [] should be non-empty\n  hint: see the config reference in config/README.md"),
+    ("an app on a variant that does not exist", {"apps": {"web": {"base": "debian:bookworm-nosuch", "packages": ["curl"]}}},
+     "config apps.web.base: base 'debian:bookworm-nosuch' is not an image or app of this workflow\n"
+     "  hint: use scratch or one of: baseforge/debian:12, baseforge/debian:bookworm, baseforge/debian:latest"),
+]
+
+
+@pytest.mark.parametrize("what, cfg, message", MORE, ids=[c[0] for c in MORE])
+def test_more_mistakes_are_refused_with_the_path_and_a_did_you_mean(tmp_path, what, cfg, message):
+    full = {"epoch": 1700000000, "images": {"debian": {"releases": ["bookworm"]}}, **cfg}
+    with pytest.raises(BaseforgeError) as exc:
+        config.plan(full, workdir=tmp_path, resolve_epochs=False)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "{path} is empty\n  hint: a config needs at least images: (see config/config.yaml)"),
+    ("- debian\n- busybox\n", "{path}: the config must be a mapping (namespace:, images:, …), not a list"),
+])
+def test_an_empty_config_file_or_a_list_is_refused_by_name(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(BaseforgeError) as exc:
+        configfile.load(path)
+    assert str(exc.value) == message.format(path=path)
+
+
+def test_baseforge_check_names_file_line_and_column_of_a_configfile_mistake(tmp_path):
+    # Snakemake reads --configfile files itself, before the Snakefile, and names neither file nor line
+    import subprocess
+    import sys
+
+    (tmp_path / "mine.yaml").write_text(BUSYBOX.replace("[sh]", "[sh"))
+    root = Path(__file__).resolve().parent.parent
+    run = lambda *a: subprocess.run([sys.executable, "-m", "baseforge", "check", *a], cwd=tmp_path, capture_output=True,  # noqa: E731
+                                    text=True, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    proc = run("mine.yaml")
+    assert proc.returncode == 1 and proc.stderr.startswith("baseforge: mine.yaml, line 7, column 1: "), proc.stderr
+    (tmp_path / "mine.yaml").write_text(BUSYBOX)
+    proc = run("mine.yaml")
+    assert proc.returncode == 0 and proc.stdout == "baseforge: mine.yaml: the config is valid (1 images, 0 apps)\n", proc.stderr
+
+
+def test_a_bad_value_given_with_config_on_the_command_line_is_refused_before_any_job(tmp_path, workflow):
+    work = workflow.make(tmp_path / "w", BUSYBOX)
+    proc = workflow.run(work, "-n", "--config", "epoch=yesterday", check=False)
+    assert proc.returncode == 1
+    assert ("baseforge: config epoch: 'yesterday' is not allowed here\n"
+            "  hint: SOURCE_DATE_EPOCH, or \"release\" for the Date of the suite's Release file") in proc.stderr
+    proc = workflow.run(work, "-n", "--config", "namspace=x", check=False)
+    assert proc.returncode == 1 and "baseforge: config (top level): unknown key 'namspace' (did you mean 'namespace'?)" in proc.stderr

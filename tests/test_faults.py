@@ -124,6 +124,60 @@ def test_the_run_summary_lists_this_runs_failures_in_one_line_each(tmp_path):
     assert "push" not in faults.summary(0, tmp_path)
 
 
+FINDINGS = [
+    ("W: GPG error: http://127.0.0.1:8/debian bookworm InRelease: The following signatures were invalid: BADSIG 6ED0E7B82643E131\n"
+     "E: The repository 'http://127.0.0.1:8/debian bookworm InRelease' is not signed.",
+     "signature verification failed for suite bookworm of the mirror http://127.0.0.1:8/debian",
+     "the repository's signature does not verify"),
+    ("E: Failed to fetch http://127.0.0.1:8/debian/pool/main/b/busybox/busybox-static_1_amd64.deb  Hash Sum mismatch\n"
+     "   Hashes of expected file:\n",
+     "http://127.0.0.1:8/debian/pool/main/b/busybox/busybox-static_1_amd64.deb does not match the checksum of the mirror's index",
+     "does not match its signed index"),
+    ("E: Failed to fetch http://127.0.0.1:8/debian/pool/x.deb  404  Not Found [IP: 127.0.0.1 8]",
+     "http://127.0.0.1:8/debian/pool/x.deb: 404 Not Found", "the mirror lacks a file its index names"),
+    ("Err:1 http://mirror.example.invalid/debian bookworm InRelease\n  Could not resolve 'mirror.example.invalid'",
+     "the host name mirror.example.invalid does not resolve", "a server is not reachable"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="copying system image: pinging container registry 127.0.0.1:9: '
+     'Get \\"https://127.0.0.1:9/v2/\\": dial tcp 127.0.0.1:9: connect: connection refused"',
+     "127.0.0.1:9: connection refused", "a server is not reachable"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="trying to reuse blob sha256:4dcb at destination: checking whether a blob '
+     'sha256:4dcb exists in 127.0.0.1:9/faults/busybox: unauthorized: authentication required"',
+     "the registry refused access to 127.0.0.1:9/faults/busybox: unauthorized", "credentials"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="copying image 1/1 from manifest list: writing blob: initiating layer upload '
+     'to /v2/faults/busybox/blobs/uploads/ in 127.0.0.1:9: received unexpected HTTP status: 500 Internal Server Error"',
+     "the registry 127.0.0.1:9 failed on its side: HTTP 500 Internal Server Error", "HTTP 5xx"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="creating signature: key \\"0123ABCD\\" not found"',
+     'signing failed: key "0123ABCD" not found', "check registry.sign"),
+    ('time="2024-01-01T00:00:00Z" level=fatal msg="creating signature: signing data: Bad passphrase"',
+     "signing failed: signing data: Bad passphrase", "passphrase_file"),
+]
+
+
+@pytest.mark.parametrize("output, headline, hint", FINDINGS, ids=["signature", "checksum", "404", "dns", "refused", "401", "500", "no-key", "passphrase"])
+def test_a_tools_failure_is_headed_by_its_cause_naming_what_it_is_about(output, headline, hint):
+    err = faults.ToolError("mmdebstrap", 25, output)
+    assert err.message.startswith(f"mmdebstrap exited with code 25: {headline}\n    "), err.message
+    assert hint is None or hint in err.hint
+    assert faults.one_line("bootstrap", "debian/bookworm/amd64/minbase", err) == \
+        f"bootstrap debian/bookworm/amd64/minbase: mmdebstrap exited with code 25: {headline}"
+
+
+def test_a_failed_jobs_log_is_kept_where_the_summary_says(tmp_path):
+    log = tmp_path / "logs/bootstrap/a.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("$ mmdebstrap --variant=minbase …\nE: Unable to locate package nosuch\n")
+    kept = faults.record("bootstrap", "a/b", faults.ToolError("mmdebstrap", 1, "E: Unable to locate package nosuch"),
+                         tmp_path / "failures", log=str(log))
+    log.unlink()  # Snakemake deletes it when the job runs again
+    assert kept.read_text().startswith("$ mmdebstrap --variant=minbase")
+    assert faults.summary(0, tmp_path / "failures") == (
+        "baseforge: 1 job failed:\n"
+        "  - bootstrap a/b: mmdebstrap exited with code 1: E: Unable to locate package nosuch\n"
+        f"    log: {kept}\n")
+    faults.forget("bootstrap", "a/b", tmp_path / "failures")
+    assert not kept.exists()
+
+
 # -- faults in real runs ----------------------------------------------------------------------------------
 
 
@@ -188,13 +242,6 @@ def test_a_full_build_file_system_during_pack_is_named(tmp_path, workflow, tmpfs
     assert_named(proc, "pack busybox/bookworm/default/amd64 failed: No space left on device",
                  f"free of 64.0 KiB (file system mounted at {rootfs})")
     assert not leftovers(work, ours=(rootfs,))
-
-
-@pytest.mark.e2e
-def test_a_registry_that_is_down_is_named(tmp_path, workflow, engine):
-    work = make(workflow, tmp_path / "w", config(f"registry: {{url: '127.0.0.1:{closed_port()}', tls_verify: false}}\n"))
-    proc = workflow.run(work, check=False)
-    assert_named(proc, "push busybox/bookworm/default failed: skopeo exited with code", "connection refused")
 
 
 class DyingEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -270,15 +317,20 @@ def images(work: Path) -> dict[str, tuple[str, str]]:
     return {i["tags"][0]: (i["image_id"], i["rootfs_sha256"]) for i in json.loads((work / "results/images.json").read_text())}
 
 
-def kill_when(work: Path, log: Path, needle: str) -> bool:
-    """Start the README's command in ``work``, SIGKILL its whole process group once ``log`` shows
-    ``needle``; whether the run was still going when it was killed."""
+def kill_when(work: Path, log: Path, needle: str, sig: int = signal.SIGKILL, group: bool = True,
+              env: dict | None = None) -> bool | int:
+    """Start the README's command in ``work``, send ``sig`` to its whole process group (Ctrl-C in a terminal)
+    or, without ``group``, to Snakemake alone (`kill`) once ``log`` shows ``needle``: False when the run ended
+    before, else its exit code (a SIGKILL: -9)."""
     proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     try:
         while proc.poll() is None and not (log.exists() and needle in log.read_text()):
             threading.Event().wait(0.02)
-        return proc.poll() is None
+        if proc.poll() is not None:
+            return False
+        os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        return proc.wait(120)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -290,7 +342,7 @@ def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path,
     work = make(workflow, tmp_path / "killed", config())
     root = Path(scratch_dir() or tempfile.gettempdir())
     # the log shows the command when mmdebstrap starts (in its private mount namespace, as root)
-    assert kill_when(work, work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log", "mmdebstrap --mode="), \
+    assert kill_when(work, work / "logs/bootstrap/busybox/bookworm/amd64/minbase.log", "mmdebstrap --mode=") is not False, \
         "the run ended before its bootstrap started"
     killed = {p for p in marked_trees(root) if not owner_alive(p / MARKER)}
     assert list((work / ".snakemake/locks").iterdir()) and list((work / "build").rglob(".bootstrap-*"))
@@ -306,7 +358,8 @@ def test_sigkill_during_the_bootstrap_then_the_readme_command_recovers(tmp_path,
 @pytest.mark.e2e
 @pytest.mark.parametrize("rule, log", [("pack", "pack/busybox/bookworm/default/amd64.log"),
                                        ("image", "image/busybox/bookworm/default/amd64.log"),
-                                       ("load", "load/busybox/bookworm/default/amd64.log")])
+                                       ("load", "load/busybox/bookworm/default/amd64.log"),
+                                       ("smoketest", "smoketest/busybox/bookworm/default/amd64.log")])
 def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, workflow, clean_build, rule, log):
     work = make(workflow, tmp_path / "killed", config())
     workflow.run(work, RAW)  # the bootstrap is done; kill the run as soon as the step has started
@@ -314,3 +367,34 @@ def test_sigkill_in_a_later_step_then_the_readme_command_recovers(tmp_path, work
     workflow.run(work)
     assert images(work) == clean_build
     assert not leftovers(work)
+    assert not subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.baseforge.owner"], capture_output=True, text=True,
+                              check=True).stdout  # (a smoke test's container)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("rule, sig, group", [("bootstrap", signal.SIGINT, True), ("image", signal.SIGINT, True),
+                                              ("bootstrap", signal.SIGTERM, False), ("load", signal.SIGTERM, False)],
+                         ids=["ctrl-c-bootstrap", "ctrl-c-image", "kill-bootstrap", "kill-load"])
+def test_ctrl_c_or_sigterm_stops_the_run_leaving_nothing_and_the_readme_command_recovers(tmp_path, workflow, clean_build,
+                                                                                        rule, sig, group):
+    work = make(workflow, tmp_path / "stopped", config())
+    if rule != "bootstrap":
+        workflow.run(work, RAW)
+    log = {"bootstrap": "bootstrap/busybox/bookworm/amd64/minbase.log", "image": "image/busybox/bookworm/default/amd64.log",
+           "load": "load/busybox/bookworm/default/amd64.log"}[rule]
+    # (a Ctrl-C as a short job starts used to be swallowed by Snakemake's asyncio runner: the run went on)
+    scratch = {"BASEFORGE_TMPDIR": str(tmp_path / "scratch")}
+    (tmp_path / "scratch").mkdir()
+    code = kill_when(work, work / "logs" / log, "mmdebstrap --mode=" if rule == "bootstrap" else f"▶ rule {rule} ", sig, group,
+                     scratch)
+    assert code is not False and code != 0, "the run was not stopped"
+    locks = work / ".snakemake/locks"
+    assert not (locks.is_dir() and list(locks.iterdir()))  # Snakemake ended as it should
+    # (Snakemake does not wait for a cancelled job's own clean-up: give it the moment it takes)
+    for _ in range(150):
+        if not leftovers(work) and not list((tmp_path / "scratch").iterdir()):
+            break
+        threading.Event().wait(0.1)
+    assert not leftovers(work) and not list((tmp_path / "scratch").iterdir())
+    workflow.run(work, env=scratch)
+    assert images(work) == clean_build and not leftovers(work)

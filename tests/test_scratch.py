@@ -197,3 +197,57 @@ def test_what_a_bootstrap_command_mounts_goes_with_it_even_when_it_is_killed(tmp
     assert exc.value.returncode in (-9, 128 + 9) and (tmp_path / "seen").read_text() == "1\n"
     assert str(target) not in Path("/proc/self/mounts").read_text()
     assert not any(target.iterdir())  # nothing mounted there for us, and nothing left to unmount
+
+
+def test_any_work_directory_a_dead_job_left_under_build_goes_while_other_snakemakes_run(tmp_path):
+    # the app, packages, buildah and OCI blob directories carry a marker, like a bootstrap's: a dead owner's
+    # go even while a live Snakemake works here (build not idle); a live owner's, and what is nested, stay
+    live = started(subprocess.Popen(["sleep", "60"]), "sleep")
+    try:
+        build = tmp_path / "build"
+        dead = [tree(build / "apps", ".app-x1", dead_pid(), 1), tree(build / "apps", ".buildah-x2", dead_pid(), 1),
+                tree(build / "oci/d", ".amd64.oci.tar.blobs.x3", dead_pid(), 1)]
+        packages = tree(build / "apps", ".pkgs-x4", dead_pid(), 1)
+        nested = tree(packages, "install-x5", dead_pid(), 1)  # removed with its parent, counted once
+        alive = tree(build / "apps", ".app-x6", live.pid, scratch.start_time(live.pid))
+        stale = scratch.stale_scratch([], build, build_idle=False)
+        assert sorted(stale) == sorted([*dead, packages]) and nested not in stale
+        scratch.recover(tmp_path, roots=[])
+        assert not any(p.exists() for p in [*dead, packages]) and alive.exists()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_an_apps_sandbox_scratch_is_marked(monkeypatch, tmp_path):
+    from baseforge import sandbox
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with sandbox.scratch() as box:
+        assert box.parent == tmp_path and box.name.startswith("baseforge-app-")
+        assert json.loads((box / scratch.MARKER).read_text())["pid"] == os.getpid()
+        assert (box.stat().st_mode & 0o777) == 0o700
+    assert not box.exists()
+
+
+@root_only
+def test_another_users_private_scratch_is_left_alone_without_failing():
+    # a 0700 tree of root's (an app build's sandbox scratch) in the shared /tmp, seen by an ordinary user
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="bf-shared-", dir="/tmp"))  # (pytest's tmp_path is root's only)
+    try:
+        base.chmod(0o755)
+        private = tree(base, "baseforge-app-private", dead_pid(), 1)
+        private.chmod(0o700)
+        (base / "work/build").mkdir(parents=True)
+        code = (f"from pathlib import Path; from baseforge import scratch; "
+                f"print(scratch.recover(Path({str(base / 'work')!r}), roots=[Path({str(base)!r})]))")
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                              capture_output=True, text=True, cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert proc.returncode == 0 and proc.stdout == "[]\n", proc.stderr[-2000:]
+        assert private.exists()
+    finally:
+        shutil.rmtree(base)

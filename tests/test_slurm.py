@@ -103,12 +103,13 @@ def cluster_engine(tmp_path_factory):
         made_group = bool(sh("groupadd", "--system", ENGINE_GROUP))
     run_dir = Path(tempfile.mkdtemp(prefix="bf-", dir="/tmp"))  # short: unix socket paths are limited
     before = os.environ.get("DOCKER_HOST")
-    url = daemon.start(tmp_path_factory.mktemp("cluster-engine"), run_dir, group=ENGINE_GROUP)
+    data = tmp_path_factory.mktemp("cluster-engine")
+    url = daemon.start(data, run_dir, group=ENGINE_GROUP)
     os.environ["DOCKER_HOST"] = url
     try:
         yield url
     finally:
-        daemon.stop(run_dir)
+        daemon.stop(run_dir, data)
         shutil.rmtree(run_dir, ignore_errors=True)
         if made_group:  # leave the host as it was
             sh("groupdel", ENGINE_GROUP, check=False)

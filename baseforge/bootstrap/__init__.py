@@ -7,8 +7,10 @@ A plugin is one class in one module of this package (or of another package, regi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -103,29 +105,35 @@ def scratch_dir(min_free: int = 2 << 30) -> str | None:
     return shm if ok else None
 
 
-def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None:
-    """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing.
+@contextlib.contextmanager
+def isolated(beside: Path | str, prefix: str = ".bootstrap-") -> Iterator[Path]:
+    """A work directory in ``beside`` (an output's folder) and a scratch tree for the bootstrapper
+    (``BASEFORGE_TMPDIR``, in a directory of :func:`scratch_dir`), both carrying an owner marker, with every
+    command of the block in private namespaces (:func:`baseforge.scratch.isolation`): what a killed job
+    leaves, the next run removes (:mod:`baseforge.scratch`)."""
+    root = scratch_dir() or tempfile.gettempdir()
+    saved = os.environ.get("BASEFORGE_TMPDIR")
+    with scratch.owned_dir(beside, prefix) as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir, \
+            prefixed(scratch.isolation(), own_group=True):
+        os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
+        try:
+            yield workdir
+        finally:
+            os.environ.pop("BASEFORGE_TMPDIR") if saved is None else os.environ.update(BASEFORGE_TMPDIR=saved)
 
-    The plugin's commands run in private mount namespaces, with its work directory beside ``out_tar`` and its
-    scratch tree (``BASEFORGE_TMPDIR`` for the plugin) in a directory of :func:`scratch_dir` that carries
-    an owner marker: what a killed job leaves, the next run removes (:mod:`baseforge.scratch`).
+
+def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None:
+    """Bootstrap ``cell`` into ``out_tar`` via a temporary file, so a failed or interrupted job leaves nothing
+    (its commands :func:`isolated`, with its work directory beside ``out_tar``).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     require_binfmt(cell.arch)
     os.umask(0o022)  # what the plugin writes into the tree has the same mode whatever umask the caller had
     out_tar = Path(out_tar)
-    root = scratch_dir() or tempfile.gettempdir()
-    saved = os.environ.get("BASEFORGE_TMPDIR")
-    with scratch.owned_dir(out_tar.parent, ".bootstrap-") as workdir, scratch.owned_dir(root, "baseforge-") as tmpdir, \
-            prefixed(scratch.isolation(), own_group=True):
-        os.environ["BASEFORGE_TMPDIR"] = str(tmpdir)
-        try:
-            with step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
-                tmp = workdir / "rootfs.tar"
-                plugin = get(cell.bootstrapper)
-                if parent is not None and plugin.layers:
-                    plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
-                else:
-                    plugin.bootstrap(cell, tmp, workdir)
-                os.replace(tmp, out_tar)
-        finally:
-            os.environ.pop("BASEFORGE_TMPDIR") if saved is None else os.environ.update(BASEFORGE_TMPDIR=saved)
+    with isolated(out_tar.parent) as workdir, step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
+        tmp = workdir / "rootfs.tar"
+        plugin = get(cell.bootstrapper)
+        if parent is not None and plugin.layers:
+            plugin.bootstrap(cell, tmp, workdir, parent=Path(parent))
+        else:
+            plugin.bootstrap(cell, tmp, workdir)
+        os.replace(tmp, out_tar)
