@@ -18,7 +18,7 @@ import re
 import shlex
 from pathlib import Path
 
-from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache
+from . import aptrepo, bootstrap, lockfile, lockrpm, pkgcache, scratch
 from .bootstrap import distroless
 from .bootstrap.mmdebstrap import environment
 from .errors import BaseforgeError
@@ -46,9 +46,7 @@ def resolve(img, workdir: Path, install: tuple[str, ...] = (), seen: dict | None
         return lockrpm.resolve(img, workdir)
     if bootstrap.get(cell.bootstrapper).locks_from_index:
         return from_index(img, workdir, seen)
-    scratch = Path(workdir) / ".baseforge"
-    scratch.mkdir(parents=True, exist_ok=True)
-    with bootstrap.isolated(scratch, ".lock-") as tmp:  # (as a bootstrap: a killed lock leaves nothing for long)
+    with bootstrap.isolated(Path(workdir) / ".baseforge", ".lock-") as tmp:  # (as a bootstrap: a killed lock leaves nothing for long)
         out, incoming = Path(tmp) / "out", Path(tmp) / "debs"
         out.mkdir()
         incoming.mkdir()
@@ -83,10 +81,8 @@ def from_index(img, workdir: Path, seen: dict | None = None) -> Lock:
     cell, plugin = img.cell, bootstrap.get(img.cell.bootstrapper)
     key = (cell.sources, cell.arch, cell.keyrings)
     if seen is None or key not in seen:
-        scratch = Path(workdir) / ".baseforge"
-        scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".lock-", dir=scratch) as tmp:
-            lists = distroless.update(cell, Path(tmp))
+        with scratch.owned_dir(Path(workdir) / ".baseforge", ".lock-") as tmp:  # a killed lock's goes next run
+            lists = distroless.update(cell, tmp)
             read = [_suite(cell, src, lists, indices_dir(cell.package_cache), with_indices=False) for src in cell.sources]
         found = [(suite, texts) for suite, _, texts in read]
         seen = {} if seen is None else seen
