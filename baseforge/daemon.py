@@ -70,8 +70,9 @@ def alive(pid: int, run_dir: Path) -> bool:
 
 def clear_stale(run_dir: Path, data: Path | None = None, timeout: float = 15) -> None:
     """What a killed dockerd leaves in ``run_dir`` that stops the next one from starting: its containerd,
-    orphaned (the next dockerd finds it running and waits for a socket it already closed), and pid files;
-    and its bind mount of its data root ``data`` onto itself (the next one would mount another on top)."""
+    orphaned (the next dockerd finds it running and waits for a socket it already closed), pid files, the
+    mounts in its exec root (the default network namespace); and its bind mount of its data root ``data``
+    onto itself (the next one would mount another on top)."""
     dockerd, containerd = run_dir / "dockerd.pid", run_dir / "exec/containerd/containerd.pid"
     pids = {}
     for pidfile in (dockerd, containerd):
@@ -90,6 +91,8 @@ def clear_stale(run_dir: Path, data: Path | None = None, timeout: float = 15) ->
             os.kill(pids[containerd], signal.SIGKILL)
     for pidfile in pids:
         pidfile.unlink(missing_ok=True)
+    for point in scratch.mount_points(Path(os.path.realpath(run_dir / "exec"))):  # its netns/default (nsfs)
+        subprocess.run(["umount", "--lazy", str(point)], capture_output=True, check=False)
     while data is not None and mounted(data):  # (a bind of the same file system: os.path.ismount cannot tell)
         if subprocess.run(["umount", "--lazy", str(data)], capture_output=True, check=False).returncode:
             break
