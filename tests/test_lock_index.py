@@ -89,8 +89,7 @@ def test_busybox_and_distroless_lock_build_offline_snapshot_missing_and_update(t
         check = baseforge(first, "lock", "--check")
         assert check.returncode == 0 and all(f"{c}: up to date" in check.stdout for c in CELLS), check.stdout
         workflow.run(first, *targets())
-        want = rootfs(first)
-        assert want == rootfs(plain)
+        assert (want := rootfs(first)) == rootfs(plain)
         # the mirror moves on (a snapshot service keeps the old state); --check says exactly what moved
         archive.snapshot(snapshots, "20240601T120000Z")
         archive.publish({"busybox-static": "2.0", "fixture-hello": "2.0"}, date="Mon, 01 Jul 2024 12:00:00 UTC")
