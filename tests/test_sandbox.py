@@ -105,7 +105,8 @@ def test_host_sockets_and_the_workflow_directory_are_out_of_reach(monkeypatch):
     import shutil
     import socket
 
-    wf = Path(tempfile.mkdtemp(prefix=".sandbox-wf-", dir=ROOT))  # outside /tmp, which is the sandbox's own anyway
+    # outside /tmp (the sandbox's own anyway, and where a clone may live) and the other hidden folders
+    wf = Path(tempfile.mkdtemp(prefix="baseforge-sandbox-wf-", dir="/var/lib"))
     sock_path = tempfile.mktemp(prefix="bf-", suffix=".sock", dir="/var/tmp")
     server = socket.socket(socket.AF_UNIX)
     try:
