@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import http.server
 import logging
 import os
@@ -209,16 +208,26 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def proxy(routes: dict) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Proxy))
-    server.routes = routes
+def serving(handler, port: int = 0, **attrs) -> Iterator[str]:
+    """An HTTP server of ``handler`` on 127.0.0.1:``port`` (0: any free port) in a thread, with ``attrs`` set
+    on it; yields its base URL (no trailing slash)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    for name, value in attrs.items():
+        setattr(server, name, value)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def proxy(routes: dict) -> Iterator[str]:
+    """The proxy that serves only ``routes`` (the locked files)."""
+    with serving(_Proxy, routes=routes) as url:
+        yield url + "/"
 
 
 def bootstrap(plugin, cell, out_tar: Path, workdir: Path, env: dict[str, str]) -> None:

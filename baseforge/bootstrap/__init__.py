@@ -127,7 +127,6 @@ def build_raw(cell: CellSpec, out_tar: Path, parent: Path | None = None) -> None
     (its commands :func:`isolated`, with its work directory beside ``out_tar``).
     ``parent``: a smaller bootstrap of the same release to layer on (see config ``layer_variants``)."""
     require_binfmt(cell.arch)
-    os.umask(0o022)  # what the plugin writes into the tree has the same mode whatever umask the caller had
     out_tar = Path(out_tar)
     with isolated(out_tar.parent) as workdir, step(f"bootstrap {cell.id} with {cell.bootstrapper}"):
         tmp = workdir / "rootfs.tar"
